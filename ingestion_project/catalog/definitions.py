@@ -1,0 +1,98 @@
+"""Turn a validated catalog into Dagster definitions: resources, assets, checks, jobs, triggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from ingestion_project.catalog.spec import CatalogSpec, CronTrigger, DataChangeTrigger
+from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datastores.factory import build_datastore
+from ingestion_project.monitoring.assets import build_drift_asset
+from ingestion_project.quality.checks import build_dataset_checks
+from ingestion_project.training.assets import (
+    build_model_asset,
+    build_predictions_asset,
+    predictions_asset_name,
+)
+from ingestion_project.triggers.data_change import build_data_change_sensor
+from ingestion_project.triggers.drift_retrain import build_retrain_sensor
+from ingestion_project.triggers.schedules import build_dataset_schedule
+
+
+def refresh_job_name(dataset: str) -> str:
+    return f"refresh_{dataset}"
+
+
+def retrain_job_name(model: str) -> str:
+    return f"retrain_{model}"
+
+
+def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
+    resources = {
+        name: build_datastore(name, spec, home) for name, spec in catalog.datastores.items()
+    }
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    for name, dataset in catalog.datasets.items():
+        if dataset.path is None:
+            continue
+        assets.append(build_dataset_asset(name, dataset, catalog.registry))
+        checks.extend(build_dataset_checks(name, dataset, catalog.registry))
+    for name, model in catalog.models.items():
+        assets.append(build_model_asset(name, catalog))
+        if model.scoring is not None:
+            assets.append(build_predictions_asset(name, catalog))
+    assets.extend(build_drift_asset(name, catalog) for name in catalog.monitors)
+
+    jobs, sensors, schedules = [], [], []
+    for name, dataset in catalog.datasets.items():
+        if dataset.path is None:
+            continue
+        job = dg.define_asset_job(
+            refresh_job_name(name),
+            selection=dg.AssetSelection.assets(*refresh_selection(catalog, name)),
+            description=f"Register a new version of '{name}' and refresh what scores or "
+            "monitors it.",
+        )
+        jobs.append(job)
+        if isinstance(dataset.trigger, DataChangeTrigger):
+            sensors.append(build_data_change_sensor(name, dataset, job.name))
+        elif isinstance(dataset.trigger, CronTrigger):
+            schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
+    for name, model in catalog.models.items():
+        monitors = [m for m, spec in catalog.monitors.items() if spec.model == name]
+        selection = [model.train_on, name]
+        if model.scoring is not None:
+            selection.append(predictions_asset_name(name))
+        job = dg.define_asset_job(
+            retrain_job_name(name),
+            selection=dg.AssetSelection.assets(*selection, *monitors),
+            description=f"Train the next version of '{name}' on the latest '{model.train_on}', "
+            "promote it only if better, then re-score and re-check drift.",
+        )
+        jobs.append(job)
+        sensors.extend(
+            build_retrain_sensor(monitor, job.name)
+            for monitor in monitors
+            if catalog.monitors[monitor].retrain
+        )
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=jobs,
+        sensors=sensors,
+        schedules=schedules,
+        resources=resources,
+    )
+
+
+def refresh_selection(catalog: CatalogSpec, dataset: str) -> list[str]:
+    """The dataset, the predictions of models that score it, and the monitors that watch it."""
+    selected = [dataset]
+    for name, model in catalog.models.items():
+        if model.scoring is not None and model.scoring.dataset == dataset:
+            selected.append(predictions_asset_name(name))
+    selected.extend(m for m in catalog.monitors if catalog.monitor_target(m) == dataset)
+    return selected

@@ -1,0 +1,285 @@
+"""Typed specs for what a catalog YAML declares: datastores, datasets, models and monitors.
+
+The specs know nothing of Dagster; `catalog.parse` turns raw YAML into them and reports every
+mistake with the file, the entry and what to change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+WORKSPACE_DEFAULT = "workspace_default"
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CATALOG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class SpecModel(BaseModel):
+    """Strict base: unknown keys are mistakes, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fingerprint(self) -> str:
+        """Stable hash of the declaration: the code version of what it generates."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class SecretRef(SpecModel):
+    """A secret named by its environment variable; the value never appears in YAML."""
+
+    env: str
+
+    @field_validator("env")
+    @classmethod
+    def _looks_like_env_name(cls, value: str) -> str:
+        if not ENV_VAR_NAME.match(value):
+            # Never echo the value: it may be a pasted secret.
+            raise ValueError(
+                "is not a valid environment variable name (letters, digits and '_'; value not "
+                "shown in case it is a secret)"
+            )
+        return value
+
+
+class LocalDatastoreSpec(SpecModel):
+    """Files in a local directory; relative roots live under INGESTION_HOME."""
+
+    kind: Literal["local"]
+    root: str | None = None
+    description: str = ""
+
+
+class PostgresDatastoreSpec(SpecModel):
+    """A PostgreSQL database (also Azure Database for PostgreSQL)."""
+
+    kind: Literal["postgresql"]
+    host: str
+    port: int = 5432
+    database: str
+    user: str
+    password: SecretRef | None = None
+    description: str = ""
+
+
+class MySqlDatastoreSpec(SpecModel):
+    """A MySQL or MariaDB database (also Azure Database for MySQL)."""
+
+    kind: Literal["mysql"]
+    host: str
+    port: int = 3306
+    database: str
+    user: str
+    password: SecretRef | None = None
+    description: str = ""
+
+
+DatastoreSpec = Annotated[
+    LocalDatastoreSpec | PostgresDatastoreSpec | MySqlDatastoreSpec, Field(discriminator="kind")
+]
+FILE_DATASTORE_KINDS = frozenset({"local"})
+SQL_DATASTORE_KINDS = frozenset({"postgresql", "mysql"})
+
+
+class DataChangeTrigger(SpecModel):
+    """Materialize when the files or rows behind a dataset change (a polling sensor)."""
+
+    on: Literal["data_change"]
+    every: str = "60s"
+
+    @field_validator("every")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_interval_seconds(value)
+        return value
+
+    @property
+    def interval_seconds(self) -> int:
+        return parse_interval_seconds(self.every)
+
+
+class CronTrigger(SpecModel):
+    """Materialize on a cron schedule."""
+
+    cron: str
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"'{value}' is not a valid cron expression (five fields: minute hour "
+                "day-of-month month day-of-week, e.g. '0 2 * * *')"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'UTC')") from None
+        return value
+
+
+def parse_interval_seconds(value: str) -> int:
+    """'30s', '5m', '2h' -> seconds; at least 1 second."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smh])\s*", value)
+    if not match:
+        raise ValueError(f"'{value}' is not an interval like '30s', '5m' or '1h'")
+    seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if seconds < 1:
+        raise ValueError(f"'{value}' must be at least 1s")
+    return seconds
+
+
+class NotNullCheck(SpecModel):
+    """Columns that must have no missing values."""
+
+    not_null: list[str]
+
+
+class BetweenCheck(SpecModel):
+    """Columns whose values must lie in [low, high]."""
+
+    between: dict[str, tuple[float, float]]
+
+
+class UniqueCheck(SpecModel):
+    """Columns whose values must be unique."""
+
+    unique: list[str]
+
+
+class ColumnsCheck(SpecModel):
+    """Columns that must be present: catches schema changes at the source."""
+
+    columns: list[str]
+
+
+CheckSpec = NotNullCheck | BetweenCheck | UniqueCheck | ColumnsCheck
+
+
+class DatasetSpec(SpecModel):
+    """A registered, versioned reference into a datastore (Azure ML's data asset)."""
+
+    kind: Literal["tabular"] = "tabular"
+    datastore: str = WORKSPACE_DEFAULT
+    path: str | None = None
+    query: str | None = None
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    separator: str = ","
+    encoding: str = "utf-8"
+    timestamp_column: str | None = None
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    owners: list[str] = Field(default_factory=list)
+    checks: list[CheckSpec] = Field(default_factory=list)
+    trigger: DataChangeTrigger | CronTrigger | None = None
+
+    @model_validator(mode="after")
+    def _path_or_query(self) -> DatasetSpec:
+        if (self.path is None) == (self.query is None):
+            raise ValueError("give exactly one of 'path' (files) or 'query' (SQL)")
+        return self
+
+    @property
+    def file_format(self) -> str:
+        """The declared format, else the one the path's extension names."""
+        if self.format:
+            return self.format
+        path = (self.path or "").lower()
+        for suffix, name in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".json", "jsonl")):
+            if path.endswith(suffix):
+                return name
+        return "csv"
+
+
+class EstimatorSpec(SpecModel):
+    """Which scikit-learn regressor to train and with which parameters."""
+
+    kind: Literal["random_forest", "gradient_boosting", "ridge", "linear"] = "random_forest"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScoringSpec(SpecModel):
+    """Where the model scores new data and writes its predictions (model-output data)."""
+
+    dataset: str
+    datastore: str = WORKSPACE_DEFAULT
+    path: str = "predictions"
+
+
+class ModelSpec(SpecModel):
+    """A model trained on a dataset, registered as numbered versions, promoted only if better."""
+
+    train_on: str
+    target: str
+    features: list[str] = Field(min_length=1)
+    categorical: list[str] = Field(default_factory=list)
+    estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
+    holdout: float = Field(default=0.2, gt=0, lt=1)
+    metric: Literal["r2", "mae", "rmse"] = "r2"
+    scoring: ScoringSpec | None = None
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _categorical_are_features(self) -> ModelSpec:
+        extra = sorted(set(self.categorical) - set(self.features))
+        if extra:
+            raise ValueError(f"categorical columns {extra} are not listed in 'features'")
+        if self.target in self.features:
+            raise ValueError(f"the target '{self.target}' must not also be a feature")
+        return self
+
+
+class MonitorSpec(SpecModel):
+    """A dataset monitor: scoring data and predictions against the champion's training data."""
+
+    model: str
+    target: str | None = None
+    features: list[str] | None = None
+    threshold: float = Field(default=0.3, gt=0, le=1)
+    retrain: bool = True
+    description: str = ""
+
+
+class RegistrySpec(SpecModel):
+    """Where dataset and model versions are recorded."""
+
+    datastore: str = WORKSPACE_DEFAULT
+    prefix: str = "_registry"
+
+
+class CatalogSpec(SpecModel):
+    """Everything one catalog file declares, validated and cross-checked."""
+
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    datastores: dict[str, DatastoreSpec] = Field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    monitors: dict[str, MonitorSpec] = Field(default_factory=dict)
+
+    def monitor_target(self, name: str) -> str:
+        """The dataset a monitor watches: declared, else the model's scoring dataset."""
+        monitor = self.monitors[name]
+        if monitor.target:
+            return monitor.target
+        scoring = self.models[monitor.model].scoring
+        assert scoring is not None, "validated in parse"
+        return scoring.dataset
+
+    def monitor_features(self, name: str) -> list[str]:
+        monitor = self.monitors[name]
+        return list(monitor.features or self.models[monitor.model].features)

@@ -1,0 +1,36 @@
+"""The `Catalog` component: one defs.yaml declares datastores, datasets, models and monitors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import ConfigDict
+
+from ingestion_project.catalog.definitions import build_definitions
+from ingestion_project.catalog.parse import parse_catalog
+from ingestion_project.settings import ingestion_home
+
+
+class Catalog(dg.Component, dg.Model, dg.Resolvable):
+    """A declarative catalog, Azure ML style; every mistake is reported with its entry and fix."""
+
+    # Sections are validated by our own parser, which words errors for people; extra keys
+    # reach it too so that a misspelt section gets the same treatment.
+    model_config = ConfigDict(extra="allow")
+
+    registry: dict[str, Any] | None = None
+    datastores: dict[str, Any] | None = None
+    datasets: dict[str, Any] | None = None
+    models: dict[str, Any] | None = None
+    monitors: dict[str, Any] | None = None
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        source = context.path / "defs.yaml"
+        try:
+            source = source.relative_to(context.project_root)
+        except ValueError:
+            pass
+        raw = {key: value for key, value in self.model_dump().items() if value is not None}
+        catalog = parse_catalog(raw, source=source)
+        return build_definitions(catalog, ingestion_home())

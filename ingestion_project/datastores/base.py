@@ -1,0 +1,168 @@
+"""The one small interface every file-like datastore implements."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+import dagster as dg
+
+
+class DatastoreError(Exception):
+    """A datastore could not do what was asked; the message says which store and what to do."""
+
+
+class UnsafePathError(DatastoreError, ValueError):
+    """A path tried to leave the datastore's root (``..``, absolute paths)."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One file as a listing reports it: enough to fingerprint data without reading it."""
+
+    path: str
+    size: int
+    modified: datetime
+    etag: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "modified": self.modified.isoformat(),
+            "etag": self.etag,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | int]) -> FileInfo:
+        return cls(
+            path=str(data["path"]),
+            size=int(data["size"]),
+            modified=datetime.fromisoformat(str(data["modified"])),
+            etag=str(data["etag"]),
+        )
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def normalize_relative_path(path: str, *, store: str) -> str:
+    """Return ``path`` as a clean relative POSIX path, refusing anything that escapes the root."""
+    if not path or not path.strip():
+        raise UnsafePathError(f"datastore '{store}': empty path. Give a path relative to its root.")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        raise UnsafePathError(
+            f"datastore '{store}': absolute path '{path}' is not allowed. "
+            "Give a path relative to the datastore root."
+        )
+    parts = path.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise UnsafePathError(
+            f"datastore '{store}': path '{path}' leaves the datastore root through '..'. "
+            "Give a path inside the datastore."
+        )
+    return posixpath.normpath("/".join(p for p in parts if p not in ("", ".")))
+
+
+def validate_glob(pattern: str, *, store: str) -> str:
+    """Check a glob pattern is relative, stays inside the store and has balanced brackets."""
+    clean = normalize_relative_path(pattern, store=store)
+    depth = 0
+    for char in clean:
+        if char == "[":
+            if depth:
+                raise ValueError(f"glob '{pattern}' nests '[' inside '[': close the first one.")
+            depth = 1
+        elif char == "]":
+            depth = 0
+    if depth:
+        raise ValueError(f"glob '{pattern}' has a '[' without a closing ']'.")
+    for segment in clean.split("/"):
+        if "**" in segment and segment != "**":
+            raise ValueError(
+                f"glob '{pattern}': '**' must be a whole path segment (like 'a/**/b.csv')."
+            )
+    return clean
+
+
+def glob_prefix(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard, so listings can start there."""
+    segments = pattern.split("/")
+    fixed: list[str] = []
+    for segment in segments[:-1]:
+        if _GLOB_CHARS.search(segment):
+            break
+        fixed.append(segment)
+    return "/".join(fixed)
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    """Match a relative path to a glob: ``*`` stays inside one segment, ``**`` spans many."""
+    return _glob_regex(pattern).fullmatch(path) is not None
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    segments = pattern.split("/")
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            parts.append(".*" if last else "(?:.*/)?")
+            continue
+        translated = fnmatch.translate(segment)
+        # fnmatch lets '*' cross '/', which a path glob must not do.
+        translated = translated.removeprefix("(?s:").removesuffix(")\\Z")
+        translated = translated.replace(".*", "[^/]*")
+        parts.append(translated + ("" if last else "/"))
+    return re.compile("".join(parts))
+
+
+class FileDatastore(dg.ConfigurableResource):
+    """Interface for datastores that hold files: list, read, write, exists, delete.
+
+    Paths are always relative to the store's root and use '/'. Listings carry size, modified
+    time and an ETag (or equivalent) so that a dataset can be fingerprinted without reading data.
+    """
+
+    @property
+    def store_name(self) -> str:
+        """Name used in error messages; subclasses carry the catalog name."""
+        return type(self).__name__
+
+    def list_files(self, pattern: str) -> list[FileInfo]:
+        """Files whose relative path matches the glob ``pattern``, sorted by path."""
+        raise NotImplementedError
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        """A binary stream over one file, for reads that should not load it whole."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open_read(path) as stream:
+            return stream.read()
+
+    def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        """Write a whole file atomically; ``overwrite=False`` raises FileExistsError if present."""
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def delete(self, path: str) -> None:
+        raise NotImplementedError
+
+    def stat(self, path: str) -> FileInfo:
+        """Listing metadata for one file; raises FileNotFoundError if it is absent."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where the store points, without any secret, for logs and the UI."""
+        return self.store_name

@@ -1,0 +1,128 @@
+"""A datastore on the local filesystem: the embedded default, like Azure ML's workspaceblobstore."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from pydantic import Field
+
+from ingestion_project.datastores.base import (
+    FileDatastore,
+    FileInfo,
+    UnsafePathError,
+    glob_matches,
+    glob_prefix,
+    normalize_relative_path,
+    validate_glob,
+)
+
+
+class LocalDatastore(FileDatastore):
+    """Files under one directory; ETags come from size and modification time, never from content."""
+
+    name: str = Field(description="Catalog name of this datastore.")
+    root: str = Field(description="Absolute directory that holds the store's files.")
+
+    @property
+    def store_name(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
+
+    def _resolve(self, path: str) -> Path:
+        relative = normalize_relative_path(path, store=self.name)
+        root = Path(self.root).resolve()
+        target = (root / relative).resolve()
+        if target != root and root not in target.parents:
+            # A symlink inside the store pointing elsewhere would otherwise leak outside the root.
+            raise UnsafePathError(
+                f"datastore '{self.name}': path '{path}' resolves outside the datastore root "
+                f"{root}. Remove the symlink or give a path inside the store."
+            )
+        return target
+
+    def _info(self, relative: str, stat: os.stat_result) -> FileInfo:
+        return FileInfo(
+            path=relative,
+            size=stat.st_size,
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+        )
+
+    def list_files(self, pattern: str) -> list[FileInfo]:
+        clean = validate_glob(pattern, store=self.name)
+        root = Path(self.root)
+        if not root.is_dir():
+            # A fresh store has no root yet; writes create it.
+            return []
+        start = self._resolve(glob_prefix(clean)) if glob_prefix(clean) else root.resolve()
+        if not start.is_dir():
+            return []
+        found: list[FileInfo] = []
+        root_resolved = root.resolve()
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in filenames:
+                if filename.startswith("."):
+                    continue
+                full = Path(dirpath) / filename
+                relative = full.relative_to(root_resolved).as_posix()
+                if glob_matches(clean, relative):
+                    found.append(self._info(relative, full.stat()))
+        return sorted(found, key=lambda info: info.path)
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        target = self._resolve(path)
+        try:
+            stream = target.open("rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"datastore '{self.name}': no file at '{path}' (looked in {target})."
+            ) from None
+        with stream:
+            yield stream
+
+    def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        target = self._resolve(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.name)
+        try:
+            with os.fdopen(handle, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fsync(temp.fileno())
+            if overwrite:
+                os.replace(temp_name, target)
+            else:
+                # link() is atomic and fails if the name exists: create-only-if-absent.
+                try:
+                    os.link(temp_name, target)
+                except FileExistsError:
+                    raise FileExistsError(
+                        f"datastore '{self.name}': '{path}' already exists."
+                    ) from None
+        finally:
+            if os.path.exists(temp_name):
+                os.unlink(temp_name)
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).is_file()
+
+    def delete(self, path: str) -> None:
+        self._resolve(path).unlink(missing_ok=True)
+
+    def stat(self, path: str) -> FileInfo:
+        target = self._resolve(path)
+        try:
+            stat = target.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"datastore '{self.name}': no file at '{path}'.") from None
+        return self._info(normalize_relative_path(path, store=self.name), stat)

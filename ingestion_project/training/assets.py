@@ -1,0 +1,183 @@
+"""The model asset (train, register, promote) and its predictions asset (score new data)."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from ingestion_project.catalog.spec import CatalogSpec
+from ingestion_project.datasets.versions import DatasetError, dataset_registry, load_version
+from ingestion_project.metadata import markdown_table
+from ingestion_project.registry import Record
+from ingestion_project.training.lifecycle import train_and_register
+from ingestion_project.training.registry import ModelRegistry
+from ingestion_project.training.scoring import (
+    PREDICTION,
+    live_metrics,
+    predictions_path,
+    score,
+    write_predictions,
+)
+
+
+def model_registry(context: dg.AssetExecutionContext, catalog: CatalogSpec) -> ModelRegistry:
+    registry = catalog.registry
+    return ModelRegistry(getattr(context.resources, registry.datastore), registry.prefix)
+
+
+def latest_dataset(context: dg.AssetExecutionContext, catalog: CatalogSpec, name: str) -> Record:
+    registry = dataset_registry(
+        getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
+    )
+    record = registry.latest(name)
+    if record is None:
+        raise DatasetError(f"dataset '{name}' has no version yet: materialize '{name}' first.")
+    return record
+
+
+def build_model_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
+    spec = catalog.models[name]
+    dataset = catalog.datasets[spec.train_on]
+    code_version = spec.fingerprint()
+
+    @dg.asset(
+        name=name,
+        group_name="models",
+        deps=[spec.train_on],
+        description=spec.description
+        or f"{spec.estimator.kind} model of '{spec.target}', trained on '{spec.train_on}'.",
+        code_version=code_version,
+        required_resource_keys={dataset.datastore, catalog.registry.datastore},
+        kinds={"scikit-learn"},
+        tags=dict(spec.tags),
+    )
+    def model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        dataset_record = latest_dataset(context, catalog, spec.train_on)
+        models = model_registry(context, catalog)
+        latest = models.versions.latest(name)
+        if latest is not None and already_trained(latest, dataset_record, code_version):
+            context.log.info(
+                f"{name} version {latest['version']} was already trained on {spec.train_on} "
+                f"v{dataset_record['version']} with this declaration: nothing to train."
+            )
+            return dg.MaterializeResult(
+                metadata={
+                    "model_version": latest["version"],
+                    "trained": False,
+                    "decision": f"skipped: v{latest['version']} already trained on "
+                    f"{spec.train_on} v{dataset_record['version']}",
+                },
+                data_version=dg.DataVersion(f"v{latest['version']}"),
+            )
+        frame = load_version(dataset_record, getattr(context.resources, dataset.datastore), dataset)
+        record = train_and_register(
+            name,
+            spec,
+            dataset_record,
+            frame,
+            models,
+            run_id=context.run.run_id,
+            code_version=code_version,
+        )
+        context.log.info(
+            f"Registered {name} version {record['version']} ({spec.metric} "
+            f"{record['metrics'][spec.metric]}); {record['decision']}."
+        )
+        history = [
+            {
+                "version": item["version"],
+                **item["metrics"],
+                "trained_on": f"{spec.train_on} v{item['lineage']['trained_on']['version']}",
+                "promoted": item["promoted"],
+            }
+            for item in models.versions.all(name)
+        ]
+        champion = models.champion(name)
+        return dg.MaterializeResult(
+            metadata={
+                "model_version": record["version"],
+                "trained": True,
+                "champion_version": champion["version"] if champion else None,
+                "promoted": record["promoted"],
+                "decision": record["decision"],
+                **{f"holdout_{key}": value for key, value in record["metrics"].items()},
+                "trained_on": f"{spec.train_on} v{dataset_record['version']}",
+                "train_rows": record["train_rows"],
+                "features": ", ".join(spec.features),
+                "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
+            },
+            data_version=dg.DataVersion(f"v{record['version']}"),
+        )
+
+    return model_asset
+
+
+def already_trained(model_record: Record, dataset_record: Record, code_version: str) -> bool:
+    """Same data version and same declaration: training again would only repeat the last run."""
+    lineage = model_record["lineage"]
+    return (
+        lineage["trained_on"]["fingerprint"] == dataset_record["fingerprint"]
+        and lineage["code_version"] == code_version
+    )
+
+
+def predictions_asset_name(model: str) -> str:
+    return f"{model}_predictions"
+
+
+def build_predictions_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
+    spec = catalog.models[name]
+    scoring = spec.scoring
+    assert scoring is not None
+    dataset = catalog.datasets[scoring.dataset]
+    asset_name = predictions_asset_name(name)
+
+    @dg.asset(
+        name=asset_name,
+        group_name="models",
+        deps=[name, scoring.dataset],
+        description=f"Predictions of the champion '{name}' on the latest '{scoring.dataset}'.",
+        code_version=scoring.fingerprint(),
+        required_resource_keys={dataset.datastore, scoring.datastore, catalog.registry.datastore},
+        kinds={"parquet"},
+        output_required=False,
+    )
+    def predictions_asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        models = model_registry(context, catalog)
+        model_record = models.require_champion(name)
+        registry = dataset_registry(
+            getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
+        )
+        dataset_record = registry.latest(scoring.dataset)
+        if dataset_record is None:
+            # Retraining before any scoring data arrived: nothing to score, so the monitor skips.
+            context.log.info(f"No version of '{scoring.dataset}' yet: nothing to score.")
+            return
+        frame = load_version(dataset_record, getattr(context.resources, dataset.datastore), dataset)
+        pipeline = models.load_artifact(model_record)
+        what = f"dataset '{scoring.dataset}' version {dataset_record['version']}"
+        scored = score(pipeline, frame, spec, what)
+        path = predictions_path(scoring.path, model_record, dataset_record)
+        written = write_predictions(getattr(context.resources, scoring.datastore), path, scored)
+        metrics = live_metrics(scored, pipeline, spec) or {}
+        context.log.info(
+            f"Scored {len(scored)} rows of {scoring.dataset} v{dataset_record['version']} with "
+            f"{name} v{model_record['version']} -> {path}"
+            + ("" if written else " (already there, unchanged)")
+        )
+        yield dg.MaterializeResult(
+            metadata={
+                "path": path,
+                "datastore": scoring.datastore,
+                "model_version": model_record["version"],
+                "dataset_version": dataset_record["version"],
+                "dagster/row_count": len(scored),
+                "mean_prediction": round(float(scored[PREDICTION].mean()), 3),
+                **{f"live_{key}": value for key, value in metrics.items()},
+                "preview": dg.MetadataValue.md(
+                    markdown_table(scored.head(5).to_dict(orient="records"))
+                ),
+            },
+            data_version=dg.DataVersion(path),
+        )
+
+    return predictions_asset

@@ -1,0 +1,45 @@
+"""Sensors that fire when the files behind a dataset change, judged from listings alone."""
+
+import dagster as dg
+
+from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
+from ingestion_project.datasets.fingerprint import listing_fingerprint
+
+
+def data_change_sensor_name(dataset: str) -> str:
+    return f"{dataset}_data_change_sensor"
+
+
+def build_data_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.SensorDefinition:
+    """Cursor = last fingerprint seen; run key = dataset + fingerprint, so no change fires twice."""
+    trigger = spec.trigger
+    assert isinstance(trigger, DataChangeTrigger)
+    assert spec.path is not None
+    path = spec.path
+
+    @dg.sensor(
+        name=data_change_sensor_name(name),
+        job_name=job_name,
+        minimum_interval_seconds=trigger.interval_seconds,
+        required_resource_keys={spec.datastore},
+        description=f"Refreshes '{name}' when files matching '{path}' in '{spec.datastore}' "
+        "are added, removed or changed.",
+    )
+    def data_change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        files = getattr(context.resources, spec.datastore).list_files(path)
+        if not files:
+            return dg.SkipReason(f"No files match '{path}' in '{spec.datastore}' yet.")
+        fingerprint = listing_fingerprint(files)
+        if fingerprint == context.cursor:
+            return dg.SkipReason(f"'{name}' unchanged ({len(files)} files).")
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"{name}:{fingerprint}",
+                    tags={"ingestion/dataset": name, "ingestion/fingerprint": fingerprint[:16]},
+                )
+            ],
+            cursor=fingerprint,
+        )
+
+    return data_change_sensor
