@@ -1,0 +1,48 @@
+# Two commands on a fresh clone (Python 3.11, git, Node/npm and make assumed):
+#   make demo   install everything, run the ingestion -> training -> drift -> retraining loop
+#   make test   install everything, run the whole test suite
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_COMPILE_BYTECODE := 1
+export UV_PYTHON := $(PYTHON)
+export INGESTION_HOME ?= $(CURDIR)/.ingestion
+export DAGSTER_HOME ?= $(INGESTION_HOME)/dagster
+
+.PHONY: install demo test lint ui materialize clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/ingestion demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+materialize: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster asset materialize -m ingestion_project.definitions --select $(SELECT)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .ingestion

@@ -1,0 +1,49 @@
+"""Shared fixtures: a demo home with monthly files arriving, and definitions built on it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingestion_project.catalog.definitions import build_definitions
+from ingestion_project.catalog.parse import load_catalog_file
+from ingestion_project.catalog.spec import CatalogSpec
+from ingestion_project.demo.loop import DEMO_DATA, HISTORY, INCOMING
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CATALOG = PROJECT_ROOT / "ingestion_project" / "defs" / "catalog" / "defs.yaml"
+
+
+def place_month(home: Path, folder: str, month: int) -> Path:
+    """Copy one month of the demo data into the workspace_default store under ``folder``."""
+    target = home / "datastores" / "workspace_default" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(DEMO_DATA / f"2011-{month:02d}.csv", target))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An INGESTION_HOME with Jan-Apr in the history and May arriving for scoring."""
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path))
+    for month in (1, 2, 3, 4):
+        place_month(tmp_path, HISTORY, month)
+    place_month(tmp_path, INCOMING, 5)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def project_catalog() -> CatalogSpec:
+    return load_catalog_file(PROJECT_CATALOG)
+
+
+@pytest.fixture
+def defs(project_catalog: CatalogSpec, home: Path) -> dg.Definitions:
+    return build_definitions(project_catalog, home)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()

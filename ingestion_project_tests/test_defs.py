@@ -1,0 +1,134 @@
+"""The whole code location loads, as `dagster dev`, the daemon and the CLI load it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingestion_project_tests.conftest import PROJECT_ROOT
+
+EXPECTED_ASSETS = {
+    "bikeshare_history",
+    "bikeshare_scoring",
+    "bikeshare_demand",
+    "bikeshare_demand_predictions",
+    "bikeshare_drift",
+}
+EXPECTED_CHECKS = {
+    ("bikeshare_history", "columns"),
+    ("bikeshare_history", "not_null"),
+    ("bikeshare_history", "between"),
+    ("bikeshare_scoring", "not_null"),
+}
+EXPECTED_JOBS = {
+    "refresh_bikeshare_history",
+    "refresh_bikeshare_scoring",
+    "retrain_bikeshare_demand",
+}
+EXPECTED_SENSORS = {"bikeshare_scoring_data_change_sensor", "bikeshare_drift_retrain_sensor"}
+EXPECTED_SCHEDULES = {"bikeshare_history_schedule"}
+
+
+def load_code_location() -> dg.Definitions:
+    from ingestion_project.definitions import defs
+
+    return defs()
+
+
+def test_code_location_has_the_declared_definitions(home: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_code_location()
+        graph = loaded.resolve_asset_graph()
+    ours = [w for w in caught if "ingestion_project" in str(w.filename)]
+    assert not ours, [str(w.message) for w in ours]
+
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+    jobs = {job.name for job in loaded.resolve_all_job_defs()} - {"__ASSET_JOB"}
+    assert jobs == EXPECTED_JOBS
+    assert {sensor.name for sensor in loaded.sensors or []} == EXPECTED_SENSORS
+    assert {schedule.name for schedule in loaded.schedules or []} == EXPECTED_SCHEDULES
+    loaded.resolve_implicit_global_asset_job_def()
+
+
+def test_retrain_job_covers_training_scoring_and_monitoring(home: Path) -> None:
+    job = load_code_location().resolve_job_def("retrain_bikeshare_demand")
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == {
+        "bikeshare_history",
+        "bikeshare_demand",
+        "bikeshare_demand_predictions",
+        "bikeshare_drift",
+    }
+
+
+def test_assets_carry_a_code_version(home: Path) -> None:
+    graph = load_code_location().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).code_version, key
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INGESTION_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    (home / "dagster").mkdir(exist_ok=True)
+    (home / "dagster" / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run(
+        [str(bin_dir / args[0]), *args[1:]],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_dg_check_defs_passes(home: Path) -> None:
+    result = run_cli("dg", "check", "defs", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_definitions_validate_on_the_workspace(home: Path) -> None:
+    result = run_cli("dagster", "definitions", "validate", "-w", "workspace.yaml", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ingestion_project" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("sensor", EXPECTED_SENSORS), ("schedule", EXPECTED_SCHEDULES)],
+)
+def test_sensors_and_schedules_are_listed(command: str, expected: set[str], home: Path) -> None:
+    result = run_cli("dagster", command, "list", "-m", "ingestion_project.definitions", home=home)
+    assert result.returncode == 0, result.stderr
+    for name in expected:
+        assert name in result.stdout
+
+
+def test_cli_materializes_a_dataset(home: Path) -> None:
+    result = run_cli(
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "ingestion_project.definitions",
+        "--select",
+        "bikeshare_history",
+        home=home,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    registry = home / "datastores" / "workspace_default" / "_registry" / "datasets"
+    assert (registry / "bikeshare_history" / "v000001.json").is_file()
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    event = instance.get_latest_materialization_event(dg.AssetKey("bikeshare_history"))
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.metadata["version"].value == 1
