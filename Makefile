@@ -9,7 +9,7 @@ VENV := .venv
 export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON := $(PYTHON)
 export INGESTION_HOME ?= $(CURDIR)/.ingestion
-export DAGSTER_HOME ?= $(INGESTION_HOME)/dagster
+export DAGSTER_HOME ?= $(CURDIR)
 
 .PHONY: install demo test lint ui materialize clean
 
@@ -23,11 +23,7 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
-
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install
 	$(VENV)/bin/ingestion demo
 
 test: install
@@ -38,10 +34,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-ui: install $(DAGSTER_HOME)/dagster.yaml
+ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
-materialize: install $(DAGSTER_HOME)/dagster.yaml
+materialize: install
 	$(VENV)/bin/dagster asset materialize -m ingestion_project.definitions --select $(SELECT)
 
 clean:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,6 @@ import click
 
 from ingestion_project.settings import ingestion_home
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CATALOG = Path(__file__).resolve().parent / "defs" / "catalog" / "defs.yaml"
 
 
@@ -29,16 +27,9 @@ def demo(months: int) -> None:
         raise click.BadParameter("choose between 1 and 8 months", param_hint="--months")
     started = time.monotonic()
     home = ingestion_home()
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    click.echo(
-        f"Working in {home} (datastores, registry) with the Dagster instance in {dagster_home}."
-    )
     from ingestion_project.demo.loop import reset_demo_state
 
     reset_demo_state(home)
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists() and (PROJECT_ROOT / "dagster.yaml").exists():
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     click.echo("Loading the catalog and Dagster definitions...")
     import dagster as dg
 
@@ -46,8 +37,14 @@ def demo(months: int) -> None:
     from ingestion_project.catalog.parse import load_catalog_file
     from ingestion_project.demo.loop import run_demo
 
-    defs = build_definitions(load_catalog_file(CATALOG), home)
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+    dagster_home.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
+    click.echo(
+        f"Working in {home} (datastores, registry); Dagster instance: "
+        f"{type(instance.run_storage).__name__} configured by {dagster_home}."
+    )
+    defs = build_definitions(load_catalog_file(CATALOG), home)
     report = run_demo(
         defs,
         instance,
@@ -58,8 +55,7 @@ def demo(months: int) -> None:
     _summary(report, home)
     click.echo(f"Done in {time.monotonic() - started:.0f} s ({report.runs} Dagster runs).")
     click.echo(
-        f"See it in the web UI: DAGSTER_HOME={dagster_home} INGESTION_HOME={home} "
-        "dagster dev -w workspace.yaml"
+        "See it in the web UI: make ui (or DAGSTER_HOME=$PWD dagster dev -w workspace.yaml)."
     )
 
 
@@ -76,9 +72,11 @@ def _summary(report: object, home: Path) -> None:
     click.echo("\nSummary")
     for name in datasets.names():
         versions = datasets.all(name)
+        latest = versions[-1]
+        files = _count(len(latest["manifest"]), "file")
         click.echo(
-            f"  dataset {name}: {len(versions)} versions; latest v{versions[-1]['version']} has "
-            f"{versions[-1]['row_count']:,} rows in {len(versions[-1]['manifest'])} files."
+            f"  dataset {name}: {len(versions)} versions; latest v{latest['version']} has "
+            f"{latest['row_count']:,} rows in {files}."
         )
     champion = models.champion("bikeshare_demand")
     for record in models.versions.all("bikeshare_demand"):
@@ -89,6 +87,10 @@ def _summary(report: object, home: Path) -> None:
             f"v{trained['version']}, holdout R² {record['metrics']['r2']}, MAE "
             f"{record['metrics']['mae']}; promoted: {'yes' if record['promoted'] else 'no'}."
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,7 +16,7 @@ class CatalogProblem:
     fix: str
 
     def render(self, source: Path | str) -> str:
-        return f"{source}: {self.entry}: {self.problem}. {self.fix}"
+        return f"{source}: {self.entry}: {self.problem.rstrip('.')}. {self.fix}"
 
 
 class CatalogError(ValueError):

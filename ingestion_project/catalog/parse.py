@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -59,10 +59,33 @@ CHECK_KINDS: dict[str, type[SpecModel]] = {
 SECTIONS = ("registry", "datastores", "datasets", "models", "monitors")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{key}' is declared twice in the same mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 def load_catalog_file(path: Path, *, check_env: bool = True) -> CatalogSpec:
     """Read a catalog YAML file (the `attributes:` of a defs.yaml, or a bare catalog)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as error:
         raise CatalogError(
             path, [CatalogProblem("(file)", f"is not valid YAML ({error})", "Fix the syntax.")]
@@ -102,19 +125,23 @@ def parse_catalog(
         MonitorSpec, _section(raw, "monitors", problems), "monitors", problems
     )
 
+    spec = CatalogSpec(
+        registry=registry or RegistrySpec(),
+        datastores=datastores,
+        datasets=datasets,
+        models=models,
+        monitors=monitors,
+    )
+    # Entries with their own mistakes are already reported; references to them are not.
+    broken = {
+        section: {str(name) for name in _section(raw, section, [])} - set(getattr(spec, section))
+        for section in ("datastores", "datasets", "models")
+    }
+    problems.extend(_cross_check(spec, broken))
+    if check_env:
+        problems.extend(_missing_secrets(spec))
     if not problems:
-        spec = CatalogSpec(
-            registry=registry or RegistrySpec(),
-            datastores=datastores,
-            datasets=datasets,
-            models=models,
-            monitors=monitors,
-        )
-        problems.extend(_cross_check(spec))
-        if check_env:
-            problems.extend(_missing_secrets(spec))
-        if not problems:
-            return spec
+        return spec
     raise CatalogError(source, problems)
 
 
@@ -140,6 +167,15 @@ def _parse_datastores(raw: Mapping[str, Any], problems: list[CatalogProblem]) ->
             problems.append(CatalogProblem(where, "must be a mapping", "Give at least 'kind:'."))
             continue
         kind = entry.get("kind")
+        if kind is None:
+            problems.append(
+                CatalogProblem(
+                    f"{where}.kind",
+                    "is required but missing",
+                    f"Use one of: {', '.join(DATASTORE_KINDS)}",
+                )
+            )
+            continue
         if kind == "adls_gen1":
             problems.append(
                 CatalogProblem(
@@ -269,13 +305,13 @@ def _validate(
     try:
         return spec_type.model_validate(entry)
     except ValidationError as error:
-        allowed = sorted(spec_type.model_fields)
         for detail in error.errors():
             location = ".".join(str(part) for part in detail["loc"])
             entry_path = f"{where}.{location}" if location else where
             kind = detail["type"]
             if kind == "extra_forbidden":
                 key = str(detail["loc"][-1])
+                allowed = _allowed_keys(spec_type, detail["loc"])
                 problems.append(
                     CatalogProblem(
                         entry_path,
@@ -297,9 +333,27 @@ def _validate(
                 )
             else:
                 message = str(detail["msg"]).removeprefix("Value error, ")
-                shown = f" (got {detail.get('input')!r})" if show_input else ""
+                # The whole entry as "input" is noise; a single field's value helps.
+                shown = f" (got {detail.get('input')!r})" if show_input and detail["loc"] else ""
                 problems.append(CatalogProblem(entry_path, f"{message}{shown}", "Fix the value."))
         return None
+
+
+def _allowed_keys(spec_type: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Keys of the (possibly nested) model that holds the last key of ``loc``."""
+    model = spec_type
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        nested = [
+            candidate
+            for candidate in (annotation, *get_args(annotation))
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
+        ]
+        if not nested:
+            break
+        model = nested[0]
+    return sorted(model.model_fields)
 
 
 def _is_secret_field(spec_type: type[BaseModel], loc: tuple[Any, ...]) -> bool:
@@ -307,7 +361,7 @@ def _is_secret_field(spec_type: type[BaseModel], loc: tuple[Any, ...]) -> bool:
     return field is not None and "SecretRef" in str(field.annotation)
 
 
-def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
+def _cross_check(spec: CatalogSpec, broken: dict[str, set[str]]) -> list[CatalogProblem]:
     """References between entries: datastores exist and have the right kind, names are unique."""
     problems: list[CatalogProblem] = []
     stores = spec.datastores
@@ -325,7 +379,19 @@ def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
                     )
                 )
             seen[name] = section
-    if spec.registry.datastore not in stores:
+    for name, model in spec.models.items():
+        generated = f"{name}_predictions"
+        if model.scoring is not None and generated in seen:
+            problems.append(
+                CatalogProblem(
+                    f"{seen[generated]}.{generated}",
+                    f"name is already used by the predictions of models.{name}",
+                    f"Model '{name}' writes its predictions to the asset '{generated}'; rename one",
+                )
+            )
+    if spec.registry.datastore in broken["datastores"]:
+        pass  # already reported where it is declared
+    elif spec.registry.datastore not in stores:
         problems.append(_unknown_store("registry.datastore", spec.registry.datastore, declared))
     elif stores[spec.registry.datastore].kind not in FILE_DATASTORE_KINDS:
         problems.append(
@@ -338,6 +404,8 @@ def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
     for name, dataset in spec.datasets.items():
         where = f"datasets.{name}"
         store = stores.get(dataset.datastore)
+        if dataset.datastore in broken["datastores"]:
+            continue
         if store is None:
             problems.append(_unknown_store(f"{where}.datastore", dataset.datastore, declared))
             continue
@@ -367,11 +435,15 @@ def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
             )
     for name, model in spec.models.items():
         where = f"models.{name}"
-        problems.extend(_dataset_ref(spec, f"{where}.train_on", model.train_on))
+        problems.extend(_dataset_ref(spec, f"{where}.train_on", model.train_on, broken))
         if model.scoring is not None:
-            problems.extend(_dataset_ref(spec, f"{where}.scoring.dataset", model.scoring.dataset))
+            problems.extend(
+                _dataset_ref(spec, f"{where}.scoring.dataset", model.scoring.dataset, broken)
+            )
             scoring_store = stores.get(model.scoring.datastore)
-            if scoring_store is None:
+            if model.scoring.datastore in broken["datastores"]:
+                pass
+            elif scoring_store is None:
                 problems.append(
                     _unknown_store(f"{where}.scoring.datastore", model.scoring.datastore, declared)
                 )
@@ -386,6 +458,8 @@ def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
     for name, monitor in spec.monitors.items():
         where = f"monitors.{name}"
         model = spec.models.get(monitor.model)
+        if monitor.model in broken["models"]:
+            continue
         if model is None:
             problems.append(
                 CatalogProblem(
@@ -426,8 +500,10 @@ def _cross_check(spec: CatalogSpec) -> list[CatalogProblem]:
     return problems
 
 
-def _dataset_ref(spec: CatalogSpec, where: str, name: str) -> list[CatalogProblem]:
-    if name in spec.datasets:
+def _dataset_ref(
+    spec: CatalogSpec, where: str, name: str, broken: dict[str, set[str]]
+) -> list[CatalogProblem]:
+    if name in spec.datasets or name in broken["datasets"]:
         return []
     return [
         CatalogProblem(

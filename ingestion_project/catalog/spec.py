@@ -113,7 +113,9 @@ class CronTrigger(SpecModel):
     def _cron(cls, value: str) -> str:
         from croniter import croniter
 
-        if not croniter.is_valid(value):
+        fields = croniter.expand(value)[0] if croniter.is_valid(value) else []
+        never = fields[3:4] == [[2]] and fields[2] in ([30], [31])
+        if len(fields) != 5 or never:
             raise ValueError(
                 f"'{value}' is not a valid cron expression (five fields: minute hour "
                 "day-of-month month day-of-week, e.g. '0 2 * * *')"

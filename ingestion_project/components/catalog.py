@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from ingestion_project.catalog.definitions import build_definitions
 from ingestion_project.catalog.parse import parse_catalog
@@ -24,6 +24,18 @@ class Catalog(dg.Component, dg.Model, dg.Resolvable):
     datasets: dict[str, Any] | None = None
     models: dict[str, Any] | None = None
     monitors: dict[str, Any] | None = None
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        # Dagster's derived schema forbids unknown keys; let them through to parse_catalog.
+        base = cls.model()
+        config = ConfigDict(**{**base.model_config, "extra": "allow"})
+        return type(f"{base.__name__}AllowingExtra", (base,), {"model_config": config})
+
+    @classmethod
+    def resolve_from_model(cls, context: dg.ResolutionContext, model: BaseModel) -> Catalog:
+        component = super().resolve_from_model(context, model)
+        return component.model_copy(update=model.model_extra or {})
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         source = context.path / "defs.yaml"

@@ -148,7 +148,8 @@ def run_demo(
     )
     say(
         f"      {MODEL} version {model['model_version']} trained on {model['trained_on']}: "
-        f"R² {model['holdout_r2']} on its newest {100 - 80}% of rows; {model['decision']}."
+        f"R² {model['holdout_r2']} on its newest {model['holdout_rows']} rows (held out); "
+        f"{model['decision']}."
     )
 
     previous: int | None = None

@@ -102,6 +102,7 @@ def build_model_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
                 **{f"holdout_{key}": value for key, value in record["metrics"].items()},
                 "trained_on": f"{spec.train_on} v{dataset_record['version']}",
                 "train_rows": record["train_rows"],
+                "holdout_rows": record["holdout_rows"],
                 "features": ", ".join(spec.features),
                 "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
             },

@@ -1,0 +1,716 @@
+"""Every kind of catalog mistake fails loading, naming the file, the entry and what to change.
+
+Each test starts from a small valid catalog, makes one mistake, and checks the reported line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dagster.components.testing import create_defs_folder_sandbox
+from pydantic import BaseModel
+
+from ingestion_project.catalog.errors import CatalogError
+from ingestion_project.catalog.parse import load_catalog_file, parse_catalog
+from ingestion_project.catalog.spec import (
+    CronTrigger,
+    DataChangeTrigger,
+    DatasetSpec,
+    EstimatorSpec,
+    MonitorSpec,
+    RegistrySpec,
+    ScoringSpec,
+)
+
+SOURCE = "defs/catalog/defs.yaml"
+PROJECT_CATALOG = Path(__file__).resolve().parents[2] / "ingestion_project/defs/catalog/defs.yaml"
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def base_catalog() -> dict[str, Any]:
+    """A small valid catalog in the shape of defs.yaml, as `yaml.safe_load` returns it."""
+    return {
+        "datastores": {
+            "workspace_default": {"kind": "local"},
+            "raw_blob": {"kind": "local", "root": "raw"},
+            "warehouse": {
+                "kind": "postgresql",
+                "host": "db.example.internal",
+                "database": "rides",
+                "user": "reader",
+            },
+        },
+        "datasets": {
+            "trips": {
+                "datastore": "raw_blob",
+                "path": "trips/*.csv",
+                "timestamp_column": "ts",
+                "checks": [{"not_null": ["ts", "riders"]}, {"between": {"temp": [0, 1]}}],
+                "trigger": {"cron": "0 2 * * *", "timezone": "UTC"},
+            },
+            "trips_new": {
+                "datastore": "raw_blob",
+                "path": "incoming/*.csv",
+                "trigger": {"on": "data_change", "every": "30s"},
+            },
+            "stations": {"datastore": "warehouse", "query": "select * from stations"},
+        },
+        "models": {
+            "demand": {
+                "train_on": "trips",
+                "target": "riders",
+                "features": ["hr", "temp", "hum", "weathersit"],
+                "categorical": ["weathersit"],
+                "estimator": {"kind": "random_forest", "params": {"n_estimators": 10}},
+                "scoring": {"dataset": "trips_new", "path": "predictions"},
+            }
+        },
+        "monitors": {"demand_drift": {"model": "demand", "features": ["temp", "weathersit"]}},
+    }
+
+
+def catalog_error(raw: Any, *, check_env: bool = True) -> CatalogError:
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(raw, source=SOURCE, check_env=check_env)
+    assert caught.value.source == SOURCE
+    return caught.value
+
+
+def mistake(mutate: Mutation, *, check_env: bool = True) -> CatalogError:
+    raw = base_catalog()
+    mutate(raw)
+    return catalog_error(raw, check_env=check_env)
+
+
+def problem_line(error: CatalogError, entry: str) -> str:
+    """The one rendered line for ``entry``: file first, then the exact entry path."""
+    prefix = f"{SOURCE}: {entry}: "
+    lines = [line for line in str(error).splitlines() if line.startswith(prefix)]
+    assert lines, f"no problem reported for {entry!r}; got:\n{error}"
+    return lines[0]
+
+
+def assert_reported(error: CatalogError, entry: str, *hints: str) -> str:
+    line = problem_line(error, entry)
+    for hint in hints:
+        assert hint in line, f"{hint!r} missing from: {line}"
+    return line
+
+
+def test_base_catalog_is_valid() -> None:
+    spec = parse_catalog(base_catalog(), source=SOURCE)
+
+    assert sorted(spec.datasets) == ["stations", "trips", "trips_new"]
+    assert isinstance(spec.datasets["trips"].trigger, CronTrigger)
+    assert isinstance(spec.datasets["trips_new"].trigger, DataChangeTrigger)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "spec_type", "suggestion"),
+    [
+        ("datasets.trips", "pathh", DatasetSpec, "path"),
+        ("monitors.demand_drift", "treshold", MonitorSpec, "threshold"),
+        ("registry", "prefx", RegistrySpec, "prefix"),
+        ("models.demand.estimator", "parms", EstimatorSpec, "params"),
+        ("models.demand.scoring", "datset", ScoringSpec, "dataset"),
+        ("datasets.trips.trigger", "timezon", CronTrigger, "timezone"),
+    ],
+    ids=["dataset", "monitor", "registry", "model.estimator", "model.scoring", "trigger"],
+)
+def test_unknown_key_lists_allowed_keys_and_suggests_one(
+    where: str, key: str, spec_type: type[BaseModel], suggestion: str
+) -> None:
+    raw = base_catalog()
+    entry = raw
+    for part in where.split("."):
+        entry = entry.setdefault(part, {})
+    entry[key] = "x"
+
+    error = catalog_error(raw)
+
+    assert_reported(
+        error,
+        f"{where}.{key}",
+        f"unknown key '{key}'",
+        f"Allowed keys: {', '.join(sorted(spec_type.model_fields))}",
+        f"did you mean '{suggestion}'?",
+    )
+
+
+def test_unknown_top_level_section_lists_sections() -> None:
+    def rename(raw: dict[str, Any]) -> None:
+        raw["dataset"] = raw.pop("datasets")
+
+    error = mistake(rename)
+
+    assert_reported(
+        error,
+        "dataset",
+        "unknown section",
+        "registry, datastores, datasets, models, monitors",
+        "did you mean 'datasets'?",
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda raw: raw["datasets"]["trips"].update(datastore="raw_blb"), "datasets.trips"),
+        (
+            lambda raw: raw["models"]["demand"]["scoring"].update(datastore="raw_blb"),
+            "models.demand.scoring",
+        ),
+        (lambda raw: raw.update(registry={"datastore": "raw_blb"}), "registry"),
+    ],
+    ids=["dataset", "model.scoring", "registry"],
+)
+def test_undeclared_datastore_lists_declared_ones(mutate: Mutation, where: str) -> None:
+    error = mistake(mutate)
+
+    assert_reported(
+        error,
+        f"{where}.datastore",
+        "'raw_blb' is not a declared datastore",
+        "Declared datastores: raw_blob, warehouse, workspace_default",
+        "did you mean 'raw_blob'?",
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "hints"),
+    [
+        (
+            lambda raw: raw["models"]["demand"].update(train_on="trip"),
+            "models.demand.train_on",
+            ("'trip' is not a declared dataset", "Declared datasets: stations, trips, trips_new"),
+        ),
+        (
+            lambda raw: raw["models"]["demand"]["scoring"].update(dataset="trips_nwe"),
+            "models.demand.scoring.dataset",
+            ("'trips_nwe' is not a declared dataset", "did you mean 'trips_new'?"),
+        ),
+        (
+            lambda raw: raw["monitors"]["demand_drift"].update(model="demand_v2"),
+            "monitors.demand_drift.model",
+            ("'demand_v2' is not a declared model", "Declared models: demand"),
+        ),
+        (
+            lambda raw: raw["monitors"]["demand_drift"].update(features=["temp", "wind"]),
+            "monitors.demand_drift.features",
+            ("['wind'] are not features of model 'demand'", "Pick from: hr, temp, hum"),
+        ),
+        (
+            lambda raw: raw["models"]["demand"].pop("scoring"),
+            "monitors.demand_drift.model",
+            ("model 'demand' has no 'scoring:' section", "add models.demand.scoring"),
+        ),
+        (
+            lambda raw: raw["monitors"]["demand_drift"].update(target="trips"),
+            "monitors.demand_drift.target",
+            ("'trips' is not the dataset model 'demand' scores", "Leave 'target' out"),
+        ),
+    ],
+    ids=[
+        "train_on",
+        "scoring.dataset",
+        "monitor.model",
+        "monitor.features",
+        "monitor.no_scoring",
+        "monitor.target",
+    ],
+)
+def test_undeclared_reference_names_what_is_declared(
+    mutate: Mutation, where: str, hints: tuple[str, ...]
+) -> None:
+    error = mistake(mutate)
+
+    assert_reported(error, where, *hints)
+
+
+def _add_postgres(password: Any) -> Mutation:
+    def add(raw: dict[str, Any]) -> None:
+        raw["datastores"]["secure_db"] = {
+            "kind": "postgresql",
+            "host": "db.example.internal",
+            "database": "rides",
+            "user": "loader",
+            "password": password,
+        }
+
+    return add
+
+
+@pytest.fixture
+def secret_variable(monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"INGESTION_TEST_PASSWORD_{uuid.uuid4().hex.upper()}"
+    monkeypatch.delenv(name, raising=False)
+    return name
+
+
+def test_missing_secret_variable_names_it_and_says_to_set_it(secret_variable: str) -> None:
+    error = mistake(_add_postgres({"env": secret_variable}))
+
+    assert_reported(
+        error,
+        "datastores.secure_db.password",
+        f"environment variable '{secret_variable}' is not set",
+        f"Set {secret_variable}",
+    )
+
+
+def test_secret_variable_that_is_set_loads(
+    secret_variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(secret_variable, "not-a-real-password")
+    raw = base_catalog()
+    _add_postgres({"env": secret_variable})(raw)
+
+    spec = parse_catalog(raw, source=SOURCE)
+
+    password = spec.datastores["secure_db"].password
+    assert password is not None
+    assert password.env == secret_variable
+
+
+def test_check_env_false_skips_the_variable_check(secret_variable: str) -> None:
+    raw = base_catalog()
+    _add_postgres({"env": secret_variable})(raw)
+
+    spec = parse_catalog(raw, source=SOURCE, check_env=False)
+
+    assert "secure_db" in spec.datastores
+
+
+@pytest.mark.parametrize(
+    ("shape", "where"),
+    [("literal", "password"), ("as_env_name", "password.env")],
+    ids=["literal", "as_env_name"],
+)
+def test_literal_secret_is_refused_without_echoing_it(shape: str, where: str) -> None:
+    planted = f"hunter2-{uuid.uuid4()}"
+    password = planted if shape == "literal" else {"env": planted}
+
+    error = mistake(_add_postgres(password))
+
+    assert_reported(
+        error, f"datastores.secure_db.{where}", "value not shown", "{env: VARIABLE_NAME}"
+    )
+    assert planted not in str(error)
+    assert planted not in repr(error.problems)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [
+        ("trips/[abc.csv", "'[' without a closing ']'"),
+        ("trips/[a[b]].csv", "nests '['"),
+        ("../outside/*.csv", "leaves the datastore root through '..'"),
+        ("trips/../../outside/*.csv", "leaves the datastore root through '..'"),
+        ("/etc/*.csv", "absolute path '/etc/*.csv' is not allowed"),
+        ("C:/data/*.csv", "absolute path 'C:/data/*.csv' is not allowed"),
+        ("trips/a**b/*.csv", "'**' must be a whole path segment"),
+    ],
+    ids=["unbalanced", "nested", "dotdot", "inner_dotdot", "absolute", "drive", "double_star"],
+)
+def test_malformed_glob_names_the_dataset_path(pattern: str, hint: str) -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"].update(path=pattern))
+
+    assert_reported(error, "datasets.trips.path", hint)
+
+
+def test_problem_lines_do_not_double_the_full_stop() -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"].update(path="trips/[abc.csv"))
+
+    assert ".. " not in problem_line(error, "datasets.trips.path")
+
+
+@pytest.mark.parametrize(
+    ("trigger", "where", "hint"),
+    [
+        ({"cron": "61 * * * *"}, "cron", "'61 * * * *' is not a valid cron expression"),
+        ({"cron": "every day"}, "cron", "'every day' is not a valid cron expression"),
+        ({"cron": "0 2 * * * *"}, "cron", "five fields"),
+        ({"cron": "0 0 30 2 *"}, "cron", "'0 0 30 2 *'"),
+        ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "timezone", "IANA time zone"),
+        ({"on": "data_change", "every": "soon"}, "every", "an interval like '30s'"),
+        ({"on": "data_change", "every": "0s"}, "every", "at least 1s"),
+    ],
+    ids=["minute_61", "words", "seconds_field", "feb_30", "timezone", "interval", "zero"],
+)
+def test_malformed_trigger_names_the_field(trigger: dict[str, Any], where: str, hint: str) -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"].update(trigger=trigger))
+
+    assert_reported(error, f"datasets.trips.trigger.{where}", hint)
+
+
+def test_trigger_that_is_neither_schedule_nor_data_change_shows_both_forms() -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"].update(trigger={"every": "30s"}))
+
+    assert_reported(
+        error, "datasets.trips.trigger", "is neither", "cron:", "on: data_change, every: 60s"
+    )
+
+
+def test_yaml_on_key_read_as_boolean_is_accepted() -> None:
+    loaded = yaml.safe_load("trigger: {on: data_change, every: 30s}")
+    assert True in loaded["trigger"]
+    raw = base_catalog()
+    raw["datasets"]["trips_new"]["trigger"] = loaded["trigger"]
+
+    spec = parse_catalog(raw, source=SOURCE)
+
+    trigger = spec.datasets["trips_new"].trigger
+    assert isinstance(trigger, DataChangeTrigger)
+    assert trigger.interval_seconds == 30
+
+
+def test_retired_adls_gen1_points_to_gen2() -> None:
+    error = mistake(lambda raw: raw["datastores"].update(lake={"kind": "adls_gen1"}))
+
+    assert_reported(error, "datastores.lake.kind", "retired", "2024-02-29", "kind: adls_gen2")
+
+
+@pytest.mark.parametrize(
+    ("kind", "suggestion"),
+    [("s3", ""), ("postgres", " (did you mean 'postgresql'?)"), (None, "")],
+    ids=["s3", "typo", "missing"],
+)
+def test_unknown_datastore_kind_lists_supported_kinds(kind: str | None, suggestion: str) -> None:
+    error = mistake(lambda raw: raw["datastores"].update(other={"kind": kind}))
+
+    assert_reported(
+        error, "datastores.other.kind", f"Use one of: local, postgresql, mysql{suggestion}"
+    )
+
+
+@pytest.mark.parametrize("kind", ["azure_blob", "adls_gen2"])
+def test_planned_datastore_kind_says_not_available_yet(kind: str) -> None:
+    error = mistake(lambda raw: raw["datastores"].update(lake={"kind": kind}))
+
+    assert_reported(
+        error, "datastores.lake.kind", "not available in this version", "Use one of: local"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "hint"),
+    [
+        (
+            lambda raw: raw["datasets"]["stations"].update(path="stations/*.csv", query=None),
+            "datasets.stations.path",
+            "Use 'query:' for SQL datastores",
+        ),
+        (
+            lambda raw: raw["datasets"]["trips"].update(path=None, query="select 1"),
+            "datasets.trips.query",
+            "Use 'path:' with a glob",
+        ),
+    ],
+    ids=["path_on_sql", "query_on_files"],
+)
+def test_path_or_query_that_does_not_fit_the_datastore(
+    mutate: Mutation, where: str, hint: str
+) -> None:
+    def apply(raw: dict[str, Any]) -> None:
+        mutate(raw)
+        for dataset in raw["datasets"].values():
+            for key in ("path", "query"):
+                if dataset.get(key) is None:
+                    dataset.pop(key, None)
+
+    error = mistake(apply)
+
+    assert_reported(error, where, hint)
+
+
+@pytest.mark.parametrize("keep", ["both", "neither"])
+def test_dataset_needs_exactly_one_of_path_and_query(keep: str) -> None:
+    def apply(raw: dict[str, Any]) -> None:
+        trips = raw["datasets"]["trips"]
+        if keep == "both":
+            trips["query"] = "select 1"
+        else:
+            del trips["path"]
+
+    error = mistake(apply)
+
+    assert_reported(error, "datasets.trips", "give exactly one of 'path' (files) or 'query' (SQL)")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "earlier"),
+    [
+        (
+            lambda raw: raw["datasets"].update(demand={"datastore": "raw_blob", "path": "d/*.csv"}),
+            "models.demand",
+            "datasets.demand",
+        ),
+        (
+            lambda raw: raw["monitors"].update(demand={"model": "demand"}),
+            "monitors.demand",
+            "models.demand",
+        ),
+        (
+            lambda raw: raw["datasets"].update(
+                demand_drift={"datastore": "raw_blob", "path": "d/*.csv"}
+            ),
+            "monitors.demand_drift",
+            "datasets.demand_drift",
+        ),
+    ],
+    ids=["dataset_and_model", "model_and_monitor", "dataset_and_monitor"],
+)
+def test_duplicate_names_across_sections(mutate: Mutation, where: str, earlier: str) -> None:
+    error = mistake(mutate)
+
+    assert_reported(error, where, f"name is already used by {earlier}", "rename one")
+
+
+def test_dataset_named_like_a_models_predictions_is_a_duplicate() -> None:
+    # A model with `scoring:` generates the asset '<model>_predictions'.
+    error = mistake(
+        lambda raw: raw["datasets"].update(
+            demand_predictions={"datastore": "raw_blob", "path": "d/*.csv"}
+        )
+    )
+
+    assert_reported(error, "datasets.demand_predictions", "demand", "rename")
+
+
+@pytest.mark.parametrize("section", ["datastores", "datasets", "models", "monitors"])
+@pytest.mark.parametrize("name", ["Bad-Name", "1st", "x" * 64])
+def test_bad_name_says_which_characters_are_allowed(section: str, name: str) -> None:
+    error = mistake(lambda raw: raw[section].update({name: {}}))
+
+    assert_reported(error, f"{section}.{name}", "is not a valid name", "lower-case letters")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda raw: raw["models"]["demand"].pop("target"), "models.demand.target"),
+        (lambda raw: raw["datastores"]["warehouse"].pop("host"), "datastores.warehouse.host"),
+    ],
+    ids=["model.target", "datastore.host"],
+)
+def test_missing_required_key_names_it(mutate: Mutation, where: str) -> None:
+    error = mistake(mutate)
+
+    assert_reported(error, where, "is required but missing", "Add it")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "hint"),
+    [
+        (
+            lambda raw: raw["models"]["demand"].update(categorical=["colour"]),
+            "categorical columns ['colour'] are not listed in 'features'",
+        ),
+        (
+            lambda raw: raw["models"]["demand"]["features"].append("riders"),
+            "the target 'riders' must not also be a feature",
+        ),
+    ],
+    ids=["categorical", "target"],
+)
+def test_model_columns_that_contradict_each_other(mutate: Mutation, hint: str) -> None:
+    error = mistake(mutate)
+
+    assert_reported(error, "models.demand", hint)
+
+
+@pytest.mark.parametrize(
+    ("check", "hint"),
+    [
+        ({"not_nul": ["ts"]}, "did you mean 'not_null'?"),
+        ({"not_null": ["ts"], "unique": ["ts"]}, "exactly one check"),
+    ],
+    ids=["unknown", "two_in_one"],
+)
+def test_bad_check_lists_check_kinds(check: dict[str, Any], hint: str) -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"]["checks"].append(check))
+
+    assert_reported(error, "datasets.trips.checks[2]", hint, "not_null, between, unique, columns")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda raw: raw.update(datasets=["trips"]), "datasets"),
+        (lambda raw: raw["datasets"].update(trips="trips/*.csv"), "datasets.trips"),
+        (lambda raw: raw["datastores"].update(lake="local"), "datastores.lake"),
+    ],
+    ids=["section", "dataset", "datastore"],
+)
+def test_entry_of_the_wrong_shape_says_it_must_be_a_mapping(mutate: Mutation, where: str) -> None:
+    error = mistake(mutate)
+
+    assert_reported(error, where, "must be a mapping")
+
+
+def test_several_mistakes_in_entries_are_all_reported() -> None:
+    def break_three(raw: dict[str, Any]) -> None:
+        raw["datasets"]["trips"]["pathh"] = "x"
+        raw["datasets"]["trips_new"]["trigger"] = {"cron": "61 * * * *"}
+        raw["monitors"]["demand_drift"]["treshold"] = 0.5
+
+    error = mistake(break_three)
+
+    assert len(error.problems) == 3
+    assert len(str(error).splitlines()) == 3
+    problem_line(error, "datasets.trips.pathh")
+    problem_line(error, "datasets.trips_new.trigger.cron")
+    problem_line(error, "monitors.demand_drift.treshold")
+
+
+def test_entry_reference_and_secret_mistakes_are_reported_together(secret_variable: str) -> None:
+    # One load should show every mistake, not one pass at a time.
+    def break_three(raw: dict[str, Any]) -> None:
+        raw["monitors"]["demand_drift"]["treshold"] = 0.5
+        raw["datasets"]["stations"]["datastore"] = "warehous"
+        _add_postgres({"env": secret_variable})(raw)
+
+    error = mistake(break_three)
+
+    problem_line(error, "monitors.demand_drift.treshold")
+    problem_line(error, "datasets.stations.datastore")
+    problem_line(error, "datastores.secure_db.password")
+
+
+def test_catalog_that_is_not_a_mapping() -> None:
+    error = catalog_error(["datasets"])
+
+    assert_reported(error, "(top level)", "must be a mapping", "registry")
+
+
+def test_load_file_with_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "defs.yaml"
+    path.write_text("attributes:\n  datasets:\n    trips: {path: [unclosed\n", encoding="utf-8")
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog_file(path)
+
+    message = str(caught.value)
+    assert message.startswith(f"{path}: (file): is not valid YAML")
+    assert "line 3" in message
+    assert "Fix the syntax" in message
+
+
+def test_load_file_reports_mistakes_with_the_file_path(tmp_path: Path) -> None:
+    raw = base_catalog()
+    raw["datasets"]["trips"]["datastore"] = "raw_blb"
+    path = tmp_path / "defs.yaml"
+    path.write_text(yaml.safe_dump({"type": "x.Catalog", "attributes": raw}), encoding="utf-8")
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog_file(path)
+
+    assert f"{path}: datasets.trips.datastore: 'raw_blb' is not a declared datastore" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["defs_yaml", "bare"])
+def test_load_file_reads_defs_yaml_and_bare_catalogs(tmp_path: Path, wrapped: bool) -> None:
+    raw = base_catalog()
+    document = (
+        {"type": "ingestion_project.components.Catalog", "attributes": raw} if wrapped else raw
+    )
+    path = tmp_path / "defs.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    spec = load_catalog_file(path)
+
+    assert sorted(spec.models) == ["demand"]
+    assert sorted(spec.monitors) == ["demand_drift"]
+
+
+def test_load_file_refuses_a_name_declared_twice(tmp_path: Path) -> None:
+    # YAML keeps the last of two equal keys; a second 'trips' must not silently replace the first.
+    path = tmp_path / "defs.yaml"
+    path.write_text(
+        "datastores:\n"
+        "  workspace_default: {kind: local}\n"
+        "datasets:\n"
+        "  trips: {path: trips/*.csv}\n"
+        "  trips: {path: other/*.csv}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog_file(path)
+
+    assert str(path) in str(caught.value)
+    assert "trips" in str(caught.value)
+
+
+def test_project_catalog_loads() -> None:
+    spec = load_catalog_file(PROJECT_CATALOG)
+
+    assert sorted(spec.datasets) == ["bikeshare_history", "bikeshare_scoring"]
+    assert sorted(spec.models) == ["bikeshare_demand"]
+    assert sorted(spec.monitors) == ["bikeshare_drift"]
+    assert isinstance(spec.datasets["bikeshare_scoring"].trigger, DataChangeTrigger)
+
+
+def _load_through_dagster(defs_yaml: str) -> BaseException | None:
+    """Load a defs folder holding only this catalog, the way `dg` and the webserver do."""
+    with create_defs_folder_sandbox() as sandbox:
+        folder = sandbox.defs_folder_path / "catalog"
+        folder.mkdir()
+        (folder / "defs.yaml").write_text(defs_yaml, encoding="utf-8")
+        try:
+            with sandbox.build_all_defs():
+                return None
+        except Exception as error:
+            return error
+
+
+def _catalog_error_in_chain(error: BaseException | None) -> CatalogError:
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        if isinstance(error, CatalogError):
+            return error
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    pytest.fail(f"no CatalogError among {[type(e).__name__ for e in seen]}")
+
+
+@pytest.fixture
+def project_defs_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path))
+    return PROJECT_CATALOG.read_text(encoding="utf-8")
+
+
+def test_project_catalog_loads_through_dagster(project_defs_yaml: str) -> None:
+    assert _load_through_dagster(project_defs_yaml) is None
+
+
+def test_dagster_loading_surfaces_the_catalog_message(project_defs_yaml: str) -> None:
+    broken = project_defs_yaml.replace(
+        "datastore: workspace_default\n      path: bikeshare/history",
+        "datastore: raw_blb\n      path: bikeshare/history",
+    )
+    assert broken != project_defs_yaml
+
+    error = _catalog_error_in_chain(_load_through_dagster(broken))
+
+    message = str(error)
+    assert "defs/catalog/defs.yaml: datasets.bikeshare_history.datastore:" in message
+    assert "Declared datastores: workspace_default" in message
+
+
+def test_dagster_loading_words_a_misspelt_section_like_the_parser(project_defs_yaml: str) -> None:
+    broken = project_defs_yaml.replace("\n  datasets:\n", "\n  dataset:\n")
+    assert broken != project_defs_yaml
+
+    error = _catalog_error_in_chain(_load_through_dagster(broken))
+
+    assert "dataset: unknown section" in str(error)
+    assert "did you mean 'datasets'?" in str(error)
