@@ -97,6 +97,7 @@ class VersionRegistry:
         seen = {
             info.path.split("/")[-2]
             for info in self.store.list_files(f"{self.prefix}/{self.kind}/*/v*.json")
+            if _VERSION_FILE.search(info.path)
         }
         return sorted(seen)
 

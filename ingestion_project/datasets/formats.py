@@ -20,8 +20,12 @@ def read_table(
         if file_format == "parquet":
             return pd.read_parquet(io.BytesIO(stream.read()), engine="pyarrow")
         if file_format == "jsonl":
-            return pd.read_json(stream, lines=True, encoding=encoding)
-        frame = pd.read_csv(stream, sep=separator, encoding=encoding, engine="pyarrow")
+            frame = pd.read_json(stream, lines=True, encoding=encoding)
+        else:
+            raw = stream.read()
+            # pyarrow turns undecodable values into bytes instead of failing: check first.
+            raw.decode(encoding)
+            frame = pd.read_csv(io.BytesIO(raw), sep=separator, encoding=encoding, engine="pyarrow")
     except UnicodeDecodeError as error:
         raise MalformedFileError(
             f"'{path}' is not valid {encoding} text ({error.reason} at byte {error.start}). "
@@ -32,6 +36,10 @@ def read_table(
             f"'{path}' could not be read as {file_format}: {_first_line(error)}. "
             "Fix the file, or the dataset's 'format:'/'separator:' if they are wrong."
         ) from None
+    if frame.columns.empty:
+        raise MalformedFileError(
+            f"'{path}' has no columns (is it empty?). Fix the file or remove it from the dataset."
+        )
     return frame
 
 

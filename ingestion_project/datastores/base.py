@@ -119,6 +119,9 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         # fnmatch lets '*' cross '/', which a path glob must not do.
         translated = translated.removeprefix("(?s:").removesuffix(")\\Z")
         translated = translated.replace(".*", "[^/]*")
+        # '?' became an unescaped '.', and '[!x]' became '[^x]': neither may match '/' either.
+        # validate_glob turned every backslash into '/', so an unescaped '.' came from '?'.
+        translated = re.sub(r"(?<!\\)\.", "[^/]", translated).replace("[^", "[^/")
         parts.append(translated + ("" if last else "/"))
     return re.compile("".join(parts))
 

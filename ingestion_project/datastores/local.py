@@ -73,6 +73,8 @@ class LocalDatastore(FileDatastore):
                 if filename.startswith("."):
                     continue
                 full = Path(dirpath) / filename
+                if root_resolved not in full.resolve().parents:
+                    continue  # a symlink out of the store; open_read would refuse it anyway
                 relative = full.relative_to(root_resolved).as_posix()
                 if glob_matches(clean, relative):
                     found.append(self._info(relative, full.stat()))

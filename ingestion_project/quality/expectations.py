@@ -59,17 +59,18 @@ def run_checks(frame: pd.DataFrame, checks: dict[str, CheckSpec]) -> list[CheckO
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    owners: list[str] = []
     suite = gx.ExpectationSuite(name="declared_checks")
+    counts = dict.fromkeys(checks, 0)
     for name, check in checks.items():
         for expectation in _expectations(gx, check):
+            # GX reorders results (grouped by column), so each expectation carries its owner.
+            expectation.meta = {**(expectation.meta or {}), "check": name}
             suite.add_expectation(expectation)
-            owners.append(name)
+            counts[name] += 1
     result = batch.validate(suite)
     failures: dict[str, list[dict[str, Any]]] = {name: [] for name in checks}
-    counts = dict.fromkeys(checks, 0)
-    for owner, item in zip(owners, result.results, strict=True):
-        counts[owner] += 1
+    for item in result.results:
+        owner = item.expectation_config.meta["check"]
         if not item.success:
             details = item.result or {}
             failures[owner].append(
