@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -20,6 +20,8 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from ingestion_project.datastores.base import DatastoreError
@@ -54,7 +56,7 @@ class SqlDatastore(dg.ConfigurableResource):
         query: str,
         params: Mapping[str, Any] | None = None,
         batch_size: int = 50_000,
-    ) -> Iterator[pd.DataFrame]:
+    ) -> Generator[pd.DataFrame, None, None]:
         """Stream the rows of ``query`` in frames of ``batch_size`` without holding them all."""
         raise NotImplementedError
 
@@ -126,7 +128,7 @@ class ServerSqlDatastore(SqlDatastore):
         ),
     )
 
-    _engine_cache: sa.Engine | None = PrivateAttr(default=None)
+    _engine_cache: tuple[str, sa.Engine] | None = PrivateAttr(default=None)
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     kind: ClassVar[str] = "sql"
@@ -140,7 +142,7 @@ class ServerSqlDatastore(SqlDatastore):
     def _prepare_engine(self, engine: sa.Engine) -> None:
         """Hook for per-connection session settings; called once per new engine."""
 
-    def _classify(self, exc: sa.exc.DBAPIError) -> tuple[str, str]:
+    def _classify(self, exc: sa_exc.DBAPIError) -> tuple[str, str]:
         """Map a driver error to a reason and what the user should do about it."""
         raise NotImplementedError
 
@@ -170,9 +172,11 @@ class ServerSqlDatastore(SqlDatastore):
         return password
 
     def _engine(self) -> sa.Engine:
+        # Keyed by the settings because model_copy() shares private attributes with the original.
+        key = _sha256([self.model_dump(mode="json", exclude={"password"}), self._secret()])
         with self._engine_lock:
-            if self._engine_cache is None:
-                self._engine_cache = sa.create_engine(
+            if self._engine_cache is None or self._engine_cache[0] != key:
+                engine = sa.create_engine(
                     self._url(self._secret()),
                     pool_pre_ping=True,
                     pool_size=5,
@@ -181,14 +185,15 @@ class ServerSqlDatastore(SqlDatastore):
                     pool_timeout=self.connect_timeout_seconds,
                     **self._engine_options(),
                 )
-                self._prepare_engine(self._engine_cache)
-            return self._engine_cache
+                self._prepare_engine(engine)
+                self._engine_cache = (key, engine)
+            return self._engine_cache[1]
 
     def dispose(self) -> None:
         """Close pooled connections; the next call opens new ones."""
         with self._engine_lock:
             if self._engine_cache is not None:
-                self._engine_cache.dispose()
+                self._engine_cache[1].dispose()
                 self._engine_cache = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -213,7 +218,7 @@ class ServerSqlDatastore(SqlDatastore):
         """Turn driver and SQLAlchemy errors into DatastoreError without leaking the password."""
         try:
             yield
-        except sa.exc.DBAPIError as exc:
+        except sa_exc.DBAPIError as exc:
             reason, advice = self._classify(exc)
             original = str(exc.orig) if exc.orig is not None else str(exc)
             detail = " ".join(original.split())[:_DETAIL_LIMIT] or type(exc).__name__
@@ -222,7 +227,11 @@ class ServerSqlDatastore(SqlDatastore):
             if secret and secret in str(exc):
                 raise error from None
             raise error from exc
-        except sa.exc.TimeoutError as exc:
+        except sa_exc.StatementError as exc:
+            # Raised before reaching the server, e.g. a :name placeholder without a value.
+            detail = " ".join(str(exc.orig or exc).split())[:_DETAIL_LIMIT]
+            raise self._error("query failed", action, detail, _QUERY_ADVICE) from exc
+        except sa_exc.TimeoutError as exc:
             raise self._error(
                 "timed out waiting for a pooled connection",
                 action,
@@ -264,29 +273,25 @@ class ServerSqlDatastore(SqlDatastore):
         query: str,
         params: Mapping[str, Any] | None = None,
         batch_size: int = 50_000,
-    ) -> Iterator[pd.DataFrame]:
+    ) -> Generator[pd.DataFrame, None, None]:
         """Stream rows through a server-side cursor, ``batch_size`` rows per frame.
 
-        The connection stays open until the iterator is exhausted or closed; stopping early on
-        MySQL drops the connection rather than reading the rest of the result off the wire.
+        The connection stays open until the iterator is exhausted or closed. PostgreSQL reads
+        through a named cursor; MySQL streams (SSCursor), and closing early there still reads the
+        rest of the result off the wire (without keeping it), because the protocol cannot cancel.
         """
         if batch_size <= 0:
             raise DatastoreError(
                 f"datastore '{self.name}': batch_size must be positive, got {batch_size}."
             )
         with self._translating_errors("streaming a query"), self._engine().connect() as conn:
-            exhausted = False
-            try:
-                result = conn.execution_options(yield_per=batch_size).execute(
-                    sa.text(query), dict(params or {})
-                )
+            result = conn.execution_options(yield_per=batch_size).execute(
+                sa.text(query), dict(params or {})
+            )
+            with result:
                 columns = list(result.keys())
                 for rows in result.partitions(batch_size):
                     yield pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-                exhausted = True
-            finally:
-                if not exhausted and conn.dialect.name == "mysql":
-                    conn.invalidate()
 
     def list_tables(self, schema: str | None = None) -> list[str]:
         """Sorted base-table names; an unknown schema is an error rather than an empty list."""
@@ -329,8 +334,8 @@ class ServerSqlDatastore(SqlDatastore):
             )
         fingerprints: dict[str, str] = {}
         for entry in sorted(set(tables)):
-            schema, _, table = entry.rpartition(".")
-            fingerprints[entry] = self.table_fingerprint(table, schema or None)
+            schema, dot, table = entry.rpartition(".")
+            fingerprints[entry] = self.table_fingerprint(table, schema if dot else None)
         return _sha256(
             {
                 "store": self.describe(),
@@ -396,26 +401,28 @@ class PostgresDatastore(ServerSqlDatastore):
             connect_args["sslmode"] = self.sslmode
         return {"connect_args": connect_args}
 
-    def _classify(self, exc: sa.exc.DBAPIError) -> tuple[str, str]:
+    def _classify(self, exc: sa_exc.DBAPIError) -> tuple[str, str]:
         code = getattr(exc.orig, "pgcode", None)
         text = str(exc.orig or exc).lower()
         if code == "57014" or "statement timeout" in text:
             return "statement timed out", _STATEMENT_TIMEOUT_ADVICE
-        if (
-            (code or "").startswith("28")
-            or any(
-                marker in text
-                for marker in (
-                    "password authentication failed",
-                    "no password supplied",
-                    "no pg_hba.conf entry",
-                    "authentication failed",
-                )
+        # Connection failures carry no SQLSTATE, so they are told apart by libpq's message.
+        connecting = code is None
+        auth_markers = (
+            "password authentication failed",
+            "no password supplied",
+            "no pg_hba.conf entry",
+            "authentication failed",
+        )
+        if (code or "").startswith("28") or (
+            connecting
+            and (
+                any(marker in text for marker in auth_markers)
+                or ("role" in text and "does not exist" in text)
             )
-            or ("role" in text and "does not exist" in text)
         ):
             return "authentication failed", _AUTH_ADVICE
-        if code == "3D000" or ("database" in text and "does not exist" in text):
+        if code == "3D000" or (connecting and "database" in text and "does not exist" in text):
             return "database not found", f"check that database '{self.database}' exists"
         if "timeout expired" in text or "timed out" in text:
             return "timed out connecting", _TIMEOUT_ADVICE
@@ -423,7 +430,7 @@ class PostgresDatastore(ServerSqlDatastore):
             return "unreachable (host name not found)", "check the host name"
         if code == "42501":
             return "permission denied", _PERMISSION_ADVICE
-        if isinstance(exc, sa.exc.OperationalError) and code is None:
+        if isinstance(exc, sa_exc.OperationalError) and code is None:
             return "unreachable", _REACH_ADVICE
         return "query failed", _QUERY_ADVICE
 
@@ -432,7 +439,7 @@ class PostgresDatastore(ServerSqlDatastore):
     ) -> dict[str, Any]:
         target = conn.execute(
             sa.text(
-                "SELECT c.oid::bigint, c.relkind::text FROM pg_catalog.pg_class c "
+                "SELECT c.oid::bigint, c.relkind::text, n.nspname::text FROM pg_catalog.pg_class c "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) "
                 "AND c.relname = :table AND c.relkind IN ('r', 'p')"
@@ -441,7 +448,7 @@ class PostgresDatastore(ServerSqlDatastore):
         ).one_or_none()
         if target is None:
             raise self._missing_table(table, schema)
-        oid, relkind = target
+        oid, relkind, resolved_schema = target
         leaves = conn.execute(
             sa.text(
                 "SELECT c.oid::bigint, c.relfilenode::bigint, pg_table_size(c.oid), "
@@ -460,10 +467,13 @@ class PostgresDatastore(ServerSqlDatastore):
         ).all()
         size = sum(int(row[2]) for row in leaves)
         if size <= self.exact_fingerprint_max_bytes:
+            # The schema the lookup resolved, so search_path cannot point the read elsewhere.
+            quote = conn.dialect.identifier_preparer.quote_identifier
+            qualified = f"{quote(resolved_schema)}.{self._identifier(table, 'table')}"
             count, row_hash_sum = conn.execute(
                 sa.text(
                     "SELECT count(*), coalesce(sum(hashtextextended(CAST(ROW(fp_row.*) AS text), "
-                    f"0)), 0) FROM {self._qualified(table, schema)} AS fp_row"
+                    f"0)), 0) FROM {qualified} AS fp_row"
                 )
             ).one()
             return {"mode": "content", "rows": int(count), "row_hash_sum": str(row_hash_sum)}
@@ -485,7 +495,7 @@ class MySqlDatastore(ServerSqlDatastore):
     """MySQL or MariaDB through PyMySQL, with connect/read timeouts and a statement timeout.
 
     Table fingerprints: tables up to ``exact_fingerprint_max_bytes`` (``DATA_LENGTH``) use
-    ``CHECKSUM TABLE`` (exact, reads the table under a short read lock). Larger ones hash
+    ``CHECKSUM TABLE`` (exact; reads the whole table, briefly). Larger ones hash
     ``information_schema.TABLES`` (UPDATE_TIME, TABLE_ROWS, data and index length, AUTO_INCREMENT,
     CREATE_TIME and the live CHECKSUM when the table keeps one). UPDATE_TIME has one-second
     resolution and resets on server restart, so an update that leaves the row count alone within
@@ -508,21 +518,23 @@ class MySqlDatastore(ServerSqlDatastore):
         )
 
     def _engine_options(self) -> dict[str, Any]:
-        timeout = self.statement_timeout_seconds
         connect_args: dict[str, Any] = {
             "connect_timeout": self.connect_timeout_seconds,
-            # A socket read never waits longer than the server may run one statement.
-            "read_timeout": timeout + 60 if timeout else None,
+            # PyMySQL's connect_timeout covers only the TCP connect; the handshake reads with
+            # read_timeout, so it starts at the connect bound and is raised once connected.
+            "read_timeout": self.connect_timeout_seconds,
             "write_timeout": 600,
         }
         return {"connect_args": connect_args}
 
     def _prepare_engine(self, engine: sa.Engine) -> None:
-        sa.event.listen(engine, "connect", self._configure_session)
+        sa_event.listen(engine, "connect", self._configure_session)
 
     def _configure_session(self, dbapi_connection: Any, _record: Any) -> None:
         """Set the statement timeout in the variable this server flavour understands."""
-        is_mariadb = "mariadb" in dbapi_connection.get_server_info().lower()
+        server = dbapi_connection.get_server_info()
+        is_mariadb = "mariadb" in server.lower()
+        major = int(match.group(1)) if (match := re.match(r"(\d+)\.", server)) else 0
         timeout = self.statement_timeout_seconds
         cursor = dbapi_connection.cursor()
         try:
@@ -530,12 +542,19 @@ class MySqlDatastore(ServerSqlDatastore):
                 cursor.execute("SET SESSION max_statement_time = %s", (timeout,))
             else:
                 cursor.execute("SET SESSION max_execution_time = %s", (timeout * 1000,))
+            if major >= 8 and not is_mariadb:
                 # MySQL 8 caches information_schema statistics for a day by default.
                 cursor.execute("SET SESSION information_schema_stats_expiry = 0")
+            if timeout:
+                # A streamed result whose reader pauses between batches must not be cut off
+                # after the server's 60 s default.
+                cursor.execute("SET SESSION net_write_timeout = %s", (timeout,))
         finally:
             cursor.close()
+        # A socket read may wait as long as the server may run one statement, and no longer.
+        dbapi_connection._read_timeout = timeout + 60 if timeout else None
 
-    def _classify(self, exc: sa.exc.DBAPIError) -> tuple[str, str]:
+    def _classify(self, exc: sa_exc.DBAPIError) -> tuple[str, str]:
         args = getattr(exc.orig, "args", ())
         code = args[0] if args and isinstance(args[0], int) else None
         text = str(exc.orig or exc).lower()
@@ -552,7 +571,7 @@ class MySqlDatastore(ServerSqlDatastore):
         if code == 2005 or "name or service not known" in text:
             return "unreachable (host name not found)", "check the host name"
         if code in (2003, 2006, 2013) or (
-            isinstance(exc, sa.exc.OperationalError) and code is None
+            isinstance(exc, sa_exc.OperationalError) and code is None
         ):
             return "unreachable", _REACH_ADVICE
         return "query failed", _QUERY_ADVICE

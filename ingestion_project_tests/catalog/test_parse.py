@@ -59,7 +59,6 @@ def base_catalog() -> dict[str, Any]:
                 "path": "incoming/*.csv",
                 "trigger": {"on": "data_change", "every": "30s"},
             },
-            "stations": {"datastore": "warehouse", "query": "select * from stations"},
         },
         "models": {
             "demand": {
@@ -106,7 +105,7 @@ def assert_reported(error: CatalogError, entry: str, *hints: str) -> str:
 def test_base_catalog_is_valid() -> None:
     spec = parse_catalog(base_catalog(), source=SOURCE)
 
-    assert sorted(spec.datasets) == ["stations", "trips", "trips_new"]
+    assert sorted(spec.datasets) == ["trips", "trips_new"]
     assert isinstance(spec.datasets["trips"].trigger, CronTrigger)
     assert isinstance(spec.datasets["trips_new"].trigger, DataChangeTrigger)
 
@@ -188,7 +187,7 @@ def test_undeclared_datastore_lists_declared_ones(mutate: Mutation, where: str) 
         (
             lambda raw: raw["models"]["demand"].update(train_on="trip"),
             "models.demand.train_on",
-            ("'trip' is not a declared dataset", "Declared datasets: stations, trips, trips_new"),
+            ("'trip' is not a declared dataset", "Declared datasets: trips, trips_new"),
         ),
         (
             lambda raw: raw["models"]["demand"]["scoring"].update(dataset="trips_nwe"),
@@ -402,7 +401,9 @@ def test_planned_datastore_kind_says_not_available_yet(kind: str) -> None:
     ("mutate", "where", "hint"),
     [
         (
-            lambda raw: raw["datasets"]["stations"].update(path="stations/*.csv", query=None),
+            lambda raw: raw["datasets"].update(
+                stations={"datastore": "warehouse", "path": "stations/*.csv"}
+            ),
             "datasets.stations.path",
             "Use 'query:' for SQL datastores",
         ),
@@ -427,6 +428,15 @@ def test_path_or_query_that_does_not_fit_the_datastore(
     error = mistake(apply)
 
     assert_reported(error, where, hint)
+
+
+def test_sql_query_datasets_are_refused_until_they_are_built() -> None:
+    def apply(raw: dict[str, Any]) -> None:
+        raw["datasets"]["stations"] = {"datastore": "warehouse", "query": "select * from stations"}
+
+    error = mistake(apply)
+
+    assert_reported(error, "datasets.stations.query", "not available in this version yet", "path:")
 
 
 @pytest.mark.parametrize("keep", ["both", "neither"])
@@ -573,13 +583,13 @@ def test_entry_reference_and_secret_mistakes_are_reported_together(secret_variab
     # One load should show every mistake, not one pass at a time.
     def break_three(raw: dict[str, Any]) -> None:
         raw["monitors"]["demand_drift"]["treshold"] = 0.5
-        raw["datasets"]["stations"]["datastore"] = "warehous"
+        raw["datasets"]["trips_new"]["datastore"] = "warehous"
         _add_postgres({"env": secret_variable})(raw)
 
     error = mistake(break_three)
 
     problem_line(error, "monitors.demand_drift.treshold")
-    problem_line(error, "datasets.stations.datastore")
+    problem_line(error, "datasets.trips_new.datastore")
     problem_line(error, "datastores.secure_db.password")
 
 
