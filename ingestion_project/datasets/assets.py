@@ -1,5 +1,7 @@
 """One software-defined asset per dataset: materializing it registers a version."""
 
+from typing import Any
+
 import dagster as dg
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
@@ -54,7 +56,7 @@ def build_dataset_asset(
     return dataset_asset
 
 
-def dataset_metadata(outcome: Registration, registry: VersionRegistry) -> dict[str, object]:
+def dataset_metadata(outcome: Registration, registry: VersionRegistry) -> dict[str, Any]:
     record = outcome.record
     history = [version_summary(item) for item in registry.all(record["dataset"])]
     return {

@@ -63,9 +63,7 @@ def build_drift_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
             predictions_path(scoring.path, model_record, target_record),
         )
         columns = [*features, PREDICTION]
-        result, html = compute_drift(
-            baseline_scored[columns], current[columns], columns, categorical=categorical
-        )
+        result, html = compute_drift(baseline_scored, current, columns, categorical=categorical)
         result_id = drift_result_id(
             name, model_record, baseline_record, target_record, features, monitor.threshold
         )

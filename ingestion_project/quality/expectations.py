@@ -70,13 +70,15 @@ def run_checks(frame: pd.DataFrame, checks: dict[str, CheckSpec]) -> list[CheckO
     result = batch.validate(suite)
     failures: dict[str, list[dict[str, Any]]] = {name: [] for name in checks}
     for item in result.results:
-        owner = item.expectation_config.meta["check"]
+        config = item.expectation_config
+        assert config is not None, "GX returns the configuration of every validated expectation"
+        owner = config.meta["check"]
         if not item.success:
             details = item.result or {}
             failures[owner].append(
                 {
-                    "expectation": item.expectation_config.type,
-                    "column": item.expectation_config.kwargs.get("column"),
+                    "expectation": config.type,
+                    "column": config.kwargs.get("column"),
                     "unexpected_count": details.get("unexpected_count"),
                     "examples": [str(v) for v in (details.get("partial_unexpected_list") or [])][
                         :5

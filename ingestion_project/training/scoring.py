@@ -32,7 +32,7 @@ def score(pipeline: Any, frame: pd.DataFrame, spec: ModelSpec, what: str) -> pd.
 
 def live_metrics(scored: pd.DataFrame, pipeline: Any, spec: ModelSpec) -> dict[str, float] | None:
     """Metrics against actuals when the scored data already carries them (labels arrived)."""
-    if spec.target not in scored.columns or scored[spec.target].isna().all():
+    if spec.target not in scored.columns or bool(scored[spec.target].isna().all()):
         return None
     return evaluate(pipeline, scored.dropna(subset=[spec.target]), spec)
 
