@@ -47,3 +47,6 @@ def defs(project_catalog: CatalogSpec, home: Path) -> dg.Definitions:
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
+
+
+from ingestion_project_tests.azurite import azurite  # noqa: E402, F401  (fixture, shared)

@@ -15,7 +15,16 @@ import dagster as dg
 
 
 class DatastoreError(Exception):
-    """A datastore could not do what was asked; the message says which store and what to do."""
+    """A datastore could not do what was asked; the message says which store and what to do.
+
+    ``reason`` is a short class of failure for reports (``ingestion datastores check``):
+    "authentication failed", "not found", "unreachable", "timed out", "permission denied",
+    "read-only", "invalid request" or "error".
+    """
+
+    def __init__(self, message: str, *, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnsafePathError(DatastoreError, ValueError):
@@ -50,6 +59,24 @@ class FileInfo:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def resolve_secret(value: str | None, *, store: str, field: str) -> str | None:
+    """The value of a secret field, resolving a ``dg.EnvVar`` when used outside a Dagster run.
+
+    Inside a run Dagster has already replaced the EnvVar by its value; the CLI and tests build
+    resources directly, where the field still holds the EnvVar (the variable's name).
+    """
+    if isinstance(value, dg.EnvVar):
+        resolved = value.get_value()
+        if resolved is None:
+            raise DatastoreError(
+                f"datastore '{store}': environment variable {value.env_var_name} for {field} is "
+                "not set. Set it in the environment of the process that uses the datastore.",
+                reason="authentication failed",
+            )
+        return resolved
+    return value
 
 
 def normalize_relative_path(path: str, *, store: str) -> str:
@@ -169,3 +196,7 @@ class FileDatastore(dg.ConfigurableResource):
     def describe(self) -> str:
         """Where the store points, without any secret, for logs and the UI."""
         return self.store_name
+
+    def check(self) -> None:
+        """Connect and prove the store is usable; raise DatastoreError with a precise reason."""
+        raise NotImplementedError

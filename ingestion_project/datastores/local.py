@@ -13,6 +13,7 @@ from typing import IO
 from pydantic import Field
 
 from ingestion_project.datastores.base import (
+    DatastoreError,
     FileDatastore,
     FileInfo,
     UnsafePathError,
@@ -35,6 +36,20 @@ class LocalDatastore(FileDatastore):
 
     def describe(self) -> str:
         return f"local directory {self.root}"
+
+    def check(self) -> None:
+        """The root may not exist yet (writes create it), but if it exists it must be a folder."""
+        root = Path(self.root)
+        if root.exists() and not root.is_dir():
+            raise DatastoreError(
+                f"datastore '{self.name}': root {root} is a file, not a folder. Fix 'root'.",
+                reason="not found",
+            )
+        if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+            raise DatastoreError(
+                f"datastore '{self.name}': no permission to read {root}. Fix its permissions.",
+                reason="permission denied",
+            )
 
     def _resolve(self, path: str) -> Path:
         relative = normalize_relative_path(path, store=self.name)

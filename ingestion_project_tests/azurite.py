@@ -1,0 +1,107 @@
+"""Azurite, the Azure Storage emulator from npm, started by the tests themselves (Blob only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AZURITE_BLOB = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's published development account: a well-known value, not a secret.
+ACCOUNT_NAME = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+STARTUP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Azurite:
+    """Where a running Azurite blob service answers, and how to authenticate to it."""
+
+    host: str
+    port: int
+
+    @property
+    def account_url(self) -> str:
+        return f"http://{self.host}:{self.port}/{ACCOUNT_NAME}"
+
+    @property
+    def account_name(self) -> str:
+        return ACCOUNT_NAME
+
+    @property
+    def account_key(self) -> str:
+        return ACCOUNT_KEY
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.account_url};"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"azurite-blob exited early with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"azurite-blob did not listen on {host}:{port} within {STARTUP_SECONDS}s")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Start azurite-blob on a free port with a temporary location; stop it after the session."""
+    if not AZURITE_BLOB.exists() or shutil.which("node") is None:
+        reason = "Azurite is not installed (run `npm ci` in the repository root, or `make test`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must run the Azure Blob tests.", pytrace=False)
+        pytest.skip(reason)
+    location = tmp_path_factory.mktemp("azurite")
+    host, port = "127.0.0.1", free_port()
+    process = subprocess.Popen(
+        [
+            str(AZURITE_BLOB),
+            "--blobHost",
+            host,
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_listening(host, port, process)
+        yield Azurite(host, port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
