@@ -16,12 +16,18 @@ from ingestion_project.catalog.spec import (
     FILE_DATASTORE_KINDS,
     SQL_DATASTORE_KINDS,
     WORKSPACE_DEFAULT,
+    AdlsGen2DatastoreSpec,
+    AzureBlobDatastoreSpec,
+    AzureFileShareDatastoreSpec,
+    AzureSqlDatastoreSpec,
     BetweenCheck,
     CatalogSpec,
     ColumnsCheck,
     CronTrigger,
     DataChangeTrigger,
     DatasetSpec,
+    DbfsDatastoreSpec,
+    HttpDatastoreSpec,
     LocalDatastoreSpec,
     ModelSpec,
     MonitorSpec,
@@ -39,17 +45,15 @@ SpecT = TypeVar("SpecT", bound=BaseModel)
 
 DATASTORE_KINDS: dict[str, type[SpecModel]] = {
     "local": LocalDatastoreSpec,
+    "azure_blob": AzureBlobDatastoreSpec,
+    "azure_file_share": AzureFileShareDatastoreSpec,
+    "adls_gen2": AdlsGen2DatastoreSpec,
     "postgresql": PostgresDatastoreSpec,
     "mysql": MySqlDatastoreSpec,
+    "azure_sql": AzureSqlDatastoreSpec,
+    "dbfs": DbfsDatastoreSpec,
+    "http": HttpDatastoreSpec,
 }
-PLANNED_DATASTORE_KINDS = (
-    "azure_blob",
-    "azure_file_share",
-    "adls_gen2",
-    "azure_sql",
-    "dbfs",
-    "http",
-)
 CHECK_KINDS: dict[str, type[SpecModel]] = {
     "not_null": NotNullCheck,
     "between": BetweenCheck,
@@ -184,15 +188,6 @@ def _parse_datastores(raw: Mapping[str, Any], problems: list[CatalogProblem]) ->
                     "no longer be reached",
                     "Migrate the data to Azure Data Lake Storage Gen2 (Microsoft's Gen1-to-Gen2 "
                     "migration guide), then declare it with 'kind: adls_gen2'",
-                )
-            )
-            continue
-        if kind in PLANNED_DATASTORE_KINDS:
-            problems.append(
-                CatalogProblem(
-                    f"{where}.kind",
-                    f"kind '{kind}' is not available in this version yet",
-                    f"Use one of: {', '.join(DATASTORE_KINDS)}",
                 )
             )
             continue
@@ -357,8 +352,23 @@ def _allowed_keys(spec_type: type[BaseModel], loc: tuple[Any, ...]) -> list[str]
 
 
 def _is_secret_field(spec_type: type[BaseModel], loc: tuple[Any, ...]) -> bool:
-    field = spec_type.model_fields.get(str(loc[0])) if loc else None
-    return field is not None and "SecretRef" in str(field.annotation)
+    """Whether an error's location is (inside) a field that must hold a SecretRef."""
+    model: type[BaseModel] = spec_type
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return False
+        if "SecretRef" in str(field.annotation):
+            return True
+        nested = [
+            candidate
+            for candidate in (field.annotation, *get_args(field.annotation))
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
+        ]
+        if not nested:
+            return False
+        model = nested[0]
+    return False
 
 
 def _cross_check(spec: CatalogSpec, broken: dict[str, set[str]]) -> list[CatalogProblem]:
@@ -534,20 +544,30 @@ def _unknown_store(where: str, name: str, declared: str) -> CatalogProblem:
 
 def _missing_secrets(spec: CatalogSpec) -> list[CatalogProblem]:
     """Secrets are read at run time, but a missing variable should fail loading, not a run."""
-    problems: list[CatalogProblem] = []
-    for name, store in spec.datastores.items():
-        for field_name in type(store).model_fields:
-            value = getattr(store, field_name)
-            if isinstance(value, SecretRef) and value.env not in os.environ:
-                problems.append(
-                    CatalogProblem(
-                        f"datastores.{name}.{field_name}",
-                        f"environment variable '{value.env}' is not set",
-                        f"Set {value.env} in the environment of the Dagster processes "
-                        "(webserver, daemon, run workers) or in a .env file",
-                    )
-                )
-    return problems
+    return [
+        CatalogProblem(
+            f"datastores.{name}.{where}",
+            f"environment variable '{ref.env}' is not set",
+            f"Set {ref.env} in the environment of the Dagster processes "
+            "(webserver, daemon, run workers) or in a .env file",
+        )
+        for name, store in spec.datastores.items()
+        for where, ref in secret_refs(store)
+        if ref.env not in os.environ
+    ]
+
+
+def secret_refs(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretRef]]:
+    """Every secret a spec names, with its dotted path, however deeply it is nested."""
+    found: list[tuple[str, SecretRef]] = []
+    for field_name in type(model).model_fields:
+        value = getattr(model, field_name)
+        path = f"{prefix}{field_name}"
+        if isinstance(value, SecretRef):
+            found.append((path, value))
+        elif isinstance(value, BaseModel):
+            found.extend(secret_refs(value, f"{path}."))
+    return found
 
 
 def _valid_name(name: Any, where: str, problems: list[CatalogProblem]) -> bool:

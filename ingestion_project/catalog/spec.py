@@ -78,11 +78,142 @@ class MySqlDatastoreSpec(SpecModel):
     description: str = ""
 
 
+class AzureSqlDatastoreSpec(SpecModel):
+    """An Azure SQL Database (or any SQL Server) with SQL authentication."""
+
+    kind: Literal["azure_sql"]
+    host: str
+    port: int = 1433
+    database: str
+    user: str
+    password: SecretRef | None = None
+    description: str = ""
+
+
+class ServicePrincipalSpec(SpecModel):
+    """A Microsoft Entra application: tenant and client ids are not secret, the secret is."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: SecretRef
+
+
+class AzureCredentialSpec(SpecModel):
+    """At most one way to authenticate; none means the ambient identity (DefaultAzureCredential)."""
+
+    account_key: SecretRef | None = None
+    sas_token: SecretRef | None = None
+    connection_string: SecretRef | None = None
+    service_principal: ServicePrincipalSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AzureCredentialSpec:
+        given = [name for name, value in self if value is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one way to authenticate, not {len(given)} ({', '.join(given)}); "
+                "leave 'credential' out to use the identity (DefaultAzureCredential)"
+            )
+        return self
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(
+            f"'{value}' is not an http(s) URL (e.g. https://myaccount.blob.core.windows.net)"
+        )
+    return value
+
+
+class AzureStorageSpec(SpecModel):
+    """Fields every Azure Storage kind shares."""
+
+    account_url: str | None = None
+    prefix: str = ""
+    credential: AzureCredentialSpec = Field(default_factory=AzureCredentialSpec)
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    description: str = ""
+
+    @field_validator("account_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _url_or_connection_string(self) -> AzureStorageSpec:
+        if self.account_url is None and self.credential.connection_string is None:
+            raise ValueError("give 'account_url' (or a credential.connection_string)")
+        return self
+
+
+class AzureBlobDatastoreSpec(AzureStorageSpec):
+    """An Azure Blob Storage container."""
+
+    kind: Literal["azure_blob"]
+    container: str
+
+
+class AzureFileShareDatastoreSpec(AzureStorageSpec):
+    """An Azure Files share."""
+
+    kind: Literal["azure_file_share"]
+    share: str
+
+
+class AdlsGen2DatastoreSpec(AzureStorageSpec):
+    """An Azure Data Lake Storage Gen2 file system; ``endpoint: blob`` lists and reads over Blob."""
+
+    kind: Literal["adls_gen2"]
+    filesystem: str
+    endpoint: Literal["dfs", "blob"] = "dfs"
+
+
+class DbfsDatastoreSpec(SpecModel):
+    """The Databricks File System of a workspace, through its REST API (databricks-sdk)."""
+
+    kind: Literal["dbfs"]
+    host: str
+    token: SecretRef | None = None
+    root: str = "/"
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    description: str = ""
+
+    @field_validator("host")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value) or value
+
+
+class HttpDatastoreSpec(SpecModel):
+    """Public files over HTTP(S), read-only: open datasets and datasets from public URLs."""
+
+    kind: Literal["http"]
+    base_url: str
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    description: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value) or value
+
+
 DatastoreSpec = Annotated[
-    LocalDatastoreSpec | PostgresDatastoreSpec | MySqlDatastoreSpec, Field(discriminator="kind")
+    LocalDatastoreSpec
+    | PostgresDatastoreSpec
+    | MySqlDatastoreSpec
+    | AzureSqlDatastoreSpec
+    | AzureBlobDatastoreSpec
+    | AzureFileShareDatastoreSpec
+    | AdlsGen2DatastoreSpec
+    | DbfsDatastoreSpec
+    | HttpDatastoreSpec,
+    Field(discriminator="kind"),
 ]
-FILE_DATASTORE_KINDS = frozenset({"local"})
-SQL_DATASTORE_KINDS = frozenset({"postgresql", "mysql"})
+FILE_DATASTORE_KINDS = frozenset(
+    {"local", "azure_blob", "azure_file_share", "adls_gen2", "dbfs", "http"}
+)
+SQL_DATASTORE_KINDS = frozenset({"postgresql", "mysql", "azure_sql"})
 
 
 class DataChangeTrigger(SpecModel):

@@ -384,16 +384,87 @@ def test_unknown_datastore_kind_lists_supported_kinds(kind: str | None, suggesti
     error = mistake(lambda raw: raw["datastores"].update(other={"kind": kind}))
 
     assert_reported(
-        error, "datastores.other.kind", f"Use one of: local, postgresql, mysql{suggestion}"
+        error,
+        "datastores.other.kind",
+        "Use one of: local, azure_blob, azure_file_share, adls_gen2, postgresql, mysql, azure_sql, "
+        f"dbfs, http{suggestion}",
     )
 
 
-@pytest.mark.parametrize("kind", ["azure_blob", "adls_gen2"])
-def test_planned_datastore_kind_says_not_available_yet(kind: str) -> None:
-    error = mistake(lambda raw: raw["datastores"].update(lake={"kind": kind}))
+@pytest.mark.parametrize(
+    ("kind", "required"),
+    [
+        ("azure_blob", "container"),
+        ("azure_file_share", "share"),
+        ("adls_gen2", "filesystem"),
+        ("azure_sql", "host"),
+        ("dbfs", "host"),
+        ("http", "base_url"),
+    ],
+)
+def test_each_kind_names_its_missing_required_key(kind: str, required: str) -> None:
+    entry = {"kind": kind, "account_url": "https://acct.blob.core.windows.net"}
+    if kind in ("azure_sql", "dbfs", "http"):
+        entry.pop("account_url")
+    error = mistake(lambda raw: raw["datastores"].update(lake=entry))
+
+    assert_reported(error, f"datastores.lake.{required}", "is required but missing")
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        {"account_key": "literal-key-0f3a9c"},
+        {"sas_token": "sv=2024&sig=literal-0f3a9c"},
+        {"service_principal": {"tenant_id": "t", "client_id": "c", "client_secret": "lit-0f3a9c"}},
+    ],
+    ids=["account_key", "sas_token", "service_principal"],
+)
+def test_nested_literal_azure_secrets_are_refused_without_echo(credential: dict[str, Any]) -> None:
+    entry = {
+        "kind": "azure_blob",
+        "account_url": "https://acct.blob.core.windows.net",
+        "container": "raw",
+        "credential": credential,
+    }
+    error = mistake(lambda raw: raw["datastores"].update(lake=entry))
+
+    assert "0f3a9c" not in str(error)
+    assert "must name an environment variable" in str(error)
+
+
+def test_two_azure_credentials_at_once_are_refused() -> None:
+    entry = {
+        "kind": "azure_blob",
+        "account_url": "https://acct.blob.core.windows.net",
+        "container": "raw",
+        "credential": {"account_key": {"env": "A_KEY"}, "sas_token": {"env": "A_SAS"}},
+    }
+    error = mistake(lambda raw: raw["datastores"].update(lake=entry))
+
+    assert_reported(error, "datastores.lake.credential", "give one way to authenticate")
+
+
+def test_nested_service_principal_secret_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SP_SECRET_0F3A9C", raising=False)
+    entry = {
+        "kind": "adls_gen2",
+        "account_url": "https://acct.dfs.core.windows.net",
+        "filesystem": "lake",
+        "credential": {
+            "service_principal": {
+                "tenant_id": "t",
+                "client_id": "c",
+                "client_secret": {"env": "SP_SECRET_0F3A9C"},
+            }
+        },
+    }
+    error = mistake(lambda raw: raw["datastores"].update(lake=entry))
 
     assert_reported(
-        error, "datastores.lake.kind", "not available in this version", "Use one of: local"
+        error,
+        "datastores.lake.credential.service_principal.client_secret",
+        "environment variable 'SP_SECRET_0F3A9C' is not set",
     )
 
 
