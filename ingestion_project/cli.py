@@ -59,6 +59,48 @@ def demo(months: int) -> None:
     )
 
 
+@cli.group()
+def datastores() -> None:
+    """Datastores declared in the catalog."""
+
+
+@datastores.command("check")
+@click.argument("name", required=False)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=CATALOG,
+    show_default="the project's catalog",
+    help="A catalog YAML file (a defs.yaml).",
+)
+def datastores_check(name: str | None, catalog_path: Path) -> None:
+    """Connect to each declared datastore (or NAME) and report ok or why not."""
+    from ingestion_project.catalog.parse import load_catalog_file
+    from ingestion_project.datastores.health import check_datastores
+
+    # Missing secrets are reported per datastore below rather than failing the whole load.
+    catalog = load_catalog_file(catalog_path, check_env=False)
+    if name is not None and name not in catalog.datastores:
+        declared = ", ".join(sorted(catalog.datastores))
+        raise click.UsageError(f"'{name}' is not a declared datastore (declared: {declared}).")
+    names = [name] if name else list(catalog.datastores)
+    click.echo(f"Checking {len(names)} datastore(s) from {catalog_path}...")
+    failed = 0
+    for report in check_datastores(catalog, ingestion_home(), names):
+        status = "ok" if report.ok else "FAILED"
+        click.echo(
+            f"{status:7} {report.name} ({report.kind}, {report.target}) {report.seconds:.1f}s"
+        )
+        if not report.ok:
+            failed += 1
+            click.echo(f"        {report.reason}: {report.message}")
+    if failed:
+        click.echo(f"{failed} of {len(names)} datastore(s) failed.")
+        raise SystemExit(1)
+    click.echo(f"All {len(names)} datastore(s) answered.")
+
+
 def _summary(report: object, home: Path) -> None:
     from ingestion_project.datasets.versions import dataset_registry
     from ingestion_project.datastores.local import LocalDatastore

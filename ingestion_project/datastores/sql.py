@@ -24,7 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from ingestion_project.datastores.base import DatastoreError
+from ingestion_project.datastores.base import DatastoreError, resolve_secret
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_]{1,63}")
 _DETAIL_LIMIT = 400
@@ -110,6 +110,7 @@ class ServerSqlDatastore(SqlDatastore):
     password: str | None = Field(
         default=None,
         description="Password; give it as dg.EnvVar('NAME') so it never sits in a file.",
+        repr=False,  # inside a run it holds the value: keep it out of reprs, logs and tracebacks
     )
     connect_timeout_seconds: int = Field(
         default=10, gt=0, le=300, description="Upper bound on opening one connection."
@@ -160,16 +161,7 @@ class ServerSqlDatastore(SqlDatastore):
 
     def _secret(self) -> str | None:
         """The password value, resolving a dg.EnvVar when called outside a Dagster run."""
-        password: Any = self.password
-        if isinstance(password, dg.EnvVar):
-            value = password.get_value()
-            if value is None:
-                raise DatastoreError(
-                    f"datastore '{self.name}' ({self.describe()}): environment variable "
-                    f"{password.env_var_name} for the password is not set. Set it before running."
-                )
-            return value
-        return password
+        return resolve_secret(self.password, store=self.name, field="the password")
 
     def _engine(self) -> sa.Engine:
         # Keyed by the settings because model_copy() shares private attributes with the original.
@@ -205,7 +197,7 @@ class ServerSqlDatastore(SqlDatastore):
             f"datastore '{self.name}' ({self.describe()}): {reason} while {action}: {detail}. "
             f"To fix: {advice}."
         )
-        return DatastoreError(self._scrub(message))
+        return DatastoreError(self._scrub(message), reason=reason)
 
     def _scrub(self, text: str) -> str:
         secret = self._secret_or_none()
