@@ -179,6 +179,7 @@ class DbfsDatastore(FileDatastore):
     token: str | None = Field(
         default=None,
         description="Personal access token as dg.EnvVar('NAME'); None uses default auth.",
+        repr=False,  # inside a run it holds the value: keep it out of reprs and logs
     )
     root: str = Field(default="/", description="DBFS folder used as the store root: '/mnt/raw'.")
     timeout_seconds: int = Field(default=30, ge=1, le=600, description="Bound on each request.")
