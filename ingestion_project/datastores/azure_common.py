@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import posixpath
-from collections.abc import Iterator
-from contextlib import contextmanager
+import random
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Self
+from urllib.parse import parse_qs, quote, quote_plus
 
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.transport import HttpTransport
+from azure.storage.blob import ExponentialRetry
 from pydantic import Field, PrivateAttr
 
 from ingestion_project.datastores.base import (
@@ -17,6 +23,129 @@ from ingestion_project.datastores.base import (
 )
 
 SECRET_FIELDS = ("account_key", "sas_token", "connection_string", "client_secret")
+MAX_BACKOFF_SECONDS = 60.0
+# A 403 with one of these codes means the credential itself was refused, not missing rights.
+AUTHENTICATION_CODES = frozenset(
+    {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation"}
+)
+_CONNECTION_CUT = ("reset", "aborted", "broken", "refused", "closed")
+_RETRIED_ADVICE = "the service is busy or failing (it was retried {retries} times); retry later"
+
+
+def storage_error_code(error: Exception) -> str:
+    """The service's error code as plain text (the SDK gives a str or a str-valued enum)."""
+    code = getattr(error, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def backoff_seconds(initial: float, retry_number: int) -> float:
+    """Double the wait per retry, jittered by ±20% so many clients do not retry in step."""
+    base = initial * 2 ** max(retry_number - 1, 0)
+    return min(base, max(initial, MAX_BACKOFF_SECONDS)) * random.uniform(0.8, 1.2)
+
+
+class StorageRetry(ExponentialRetry):
+    """The Storage SDK's retry policy with the datastore's backoff, which may be milliseconds.
+
+    The SDK's own formula adds ``increment_base ** n`` whole seconds, which cannot be made small.
+    It retries 408, 5xx (not 501/505), connection errors and read errors; ``BoundedTransport``
+    turns a 429 into an error so that it is retried too.
+    """
+
+    def __init__(self, backoff: float, retries: int) -> None:
+        super().__init__(
+            initial_backoff=0,
+            retry_total=retries,
+            retry_connect=retries,
+            retry_read=retries,
+            retry_status=retries,
+        )
+        self.backoff = backoff
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        return backoff_seconds(self.backoff, settings["count"])
+
+
+class ThrottledError(HttpResponseError):
+    """A 429 answer; raised by the transport so the Storage retry policy retries it."""
+
+
+class BoundedTransport(HttpTransport):
+    """Wraps an azure-core transport: every request gets the datastore's timeouts.
+
+    The Storage SDK's retry policy leaves 429 alone (Storage itself throttles with 503), but a
+    proxy in front of it may answer 429, so with ``retry_throttled`` that becomes an error the
+    policy retries like a dropped connection.
+    """
+
+    def __init__(self, inner: Any, *, timeout_seconds: int, retry_throttled: bool) -> None:
+        self._inner = inner
+        self._timeout = timeout_seconds
+        self._retry_throttled = retry_throttled
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("connection_timeout", self._timeout)
+        kwargs.setdefault("read_timeout", self._timeout)
+        response = self._inner.send(request, **kwargs)
+        if self._retry_throttled and response.status_code == 429:
+            read = getattr(response, "read", None)
+            if read is not None:
+                read()  # a small error body; read so the connection goes back to the pool
+            raise ThrottledError(response=response)
+        return response
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> Self:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._inner.__exit__(*args)
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks, translating errors while it reads.
+
+    Only the chunk being consumed is held, so a download of any size uses bounded memory.
+    """
+
+    def __init__(
+        self, chunks: Iterator[bytes], translating: Callable[[], AbstractContextManager[None]]
+    ) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._translating = translating
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_chunk(self) -> bytes | None:
+        with self._translating():
+            return next(self._chunks, None)
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def readall(self) -> bytes:
+        parts = [bytes(self._pending)]
+        self._pending = memoryview(b"")
+        while (chunk := self._next_chunk()) is not None:
+            parts.append(chunk)
+        return b"".join(parts)
 
 
 class AzureStorageDatastore(FileDatastore):
@@ -32,12 +161,13 @@ class AzureStorageDatastore(FileDatastore):
         default=None, description="e.g. https://myaccount.blob.core.windows.net"
     )
     prefix: str = Field(default="", description="Folder inside the container used as the root.")
-    account_key: str | None = None
-    sas_token: str | None = None
-    connection_string: str | None = None
+    # Secret fields hold dg.EnvVars; inside a run they hold values, so they stay out of reprs.
+    account_key: str | None = Field(default=None, repr=False)
+    sas_token: str | None = Field(default=None, repr=False)
+    connection_string: str | None = Field(default=None, repr=False)
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = Field(default=None, repr=False)
     timeout_seconds: int = Field(default=30, ge=1, le=600)
     max_retries: int = Field(default=4, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=0.5, ge=0, le=30)
@@ -62,7 +192,11 @@ class AzureStorageDatastore(FileDatastore):
         return resolve_secret(getattr(self, field), store=self.name, field=field)
 
     def credential(self) -> Any:
-        """The credential object for client constructors (None when a connection string is used)."""
+        """The credential object for client constructors (None when a connection string is used).
+
+        Token credentials get the store's timeouts and retries (and a test's transport), and a
+        bad identity setting such as an http AZURE_AUTHORITY_HOST is an authentication error.
+        """
         if self.connection_string:
             return None
         key = self.secret("account_key")
@@ -71,21 +205,47 @@ class AzureStorageDatastore(FileDatastore):
         sas = self.secret("sas_token")
         if sas:
             return sas.lstrip("?")
-        if self.client_secret:
-            from azure.identity import ClientSecretCredential
+        try:
+            if self.client_secret:
+                from azure.identity import ClientSecretCredential
 
-            if not (self.tenant_id and self.client_id):
-                raise DatastoreError(
-                    f"datastore '{self.name}': a service principal needs tenant_id and client_id "
-                    "as well as client_secret. Add them to the catalog entry.",
-                    reason="authentication failed",
+                if not (self.tenant_id and self.client_id):
+                    raise DatastoreError(
+                        f"datastore '{self.name}': a service principal needs tenant_id and "
+                        "client_id as well as client_secret. Add them to the catalog entry.",
+                        reason="authentication failed",
+                    )
+                return ClientSecretCredential(
+                    self.tenant_id,
+                    self.client_id,
+                    self.secret("client_secret") or "",
+                    **self.identity_options(),
                 )
-            return ClientSecretCredential(
-                self.tenant_id, self.client_id, self.secret("client_secret") or ""
-            )
-        from azure.identity import DefaultAzureCredential
+            from azure.identity import DefaultAzureCredential
 
-        return DefaultAzureCredential()
+            return DefaultAzureCredential(**self.identity_options())
+        except ValueError as error:
+            raise DatastoreError(
+                self.scrub(
+                    f"datastore '{self.name}': the identity settings are not valid: {error}. "
+                    "To fix: check tenant_id and the AZURE_* environment variables."
+                ),
+                reason="authentication failed",
+            ) from None
+
+    def identity_options(self) -> dict[str, Any]:
+        """Keyword arguments for azure-identity credentials: bounded timeouts and retries."""
+        options: dict[str, Any] = {
+            "connection_timeout": self.timeout_seconds,
+            "read_timeout": self.timeout_seconds,
+            "retry_total": self.max_retries,
+            "retry_backoff_factor": self.retry_backoff_seconds,
+        }
+        if self._transport is not None:
+            options["transport"] = BoundedTransport(
+                self._transport, timeout_seconds=self.timeout_seconds, retry_throttled=False
+            )
+        return options
 
     def account_name(self) -> str:
         """The storage account's name, from the account URL (host or Azurite-style path)."""
@@ -112,6 +272,29 @@ class AzureStorageDatastore(FileDatastore):
             options["transport"] = self._transport
         return options
 
+    def pipeline_options(self) -> dict[str, Any]:
+        """client_options() plus the store's retry policy, for any Azure Storage client.
+
+        The transport (the test's, else a new RequestsTransport) is wrapped in BoundedTransport,
+        so every request carries the timeouts and 429 answers are retried like 503s.
+        """
+        from azure.core.pipeline.transport import RequestsTransport
+
+        inner = self._transport or RequestsTransport(
+            connection_timeout=self.timeout_seconds, read_timeout=self.timeout_seconds
+        )
+        return {
+            **self.client_options(),
+            "transport": BoundedTransport(
+                inner, timeout_seconds=self.timeout_seconds, retry_throttled=True
+            ),
+            "retry_policy": StorageRetry(self.retry_backoff_seconds, self.max_retries),
+        }
+
+    def missing_root_advice(self) -> str:
+        """What to do when the container (share, file system) does not exist; kinds refine it."""
+        return "check the container/share/filesystem name"
+
     def full_path(self, path: str) -> str:
         """The object name inside the container for a store-relative path."""
         relative = normalize_relative_path(path, store=self.name)
@@ -123,32 +306,30 @@ class AzureStorageDatastore(FileDatastore):
         return object_name[len(root) + 1 :] if root else object_name
 
     def scrub(self, text: str) -> str:
-        """Remove every secret value this store knows from a message."""
+        """Remove every secret value this store knows from a message, raw or URL-encoded."""
         for field in SECRET_FIELDS:
             try:
                 value = self.secret(field)
             except DatastoreError:
                 continue
             if value:
-                text = text.replace(value, "***")
-                if field == "connection_string":
-                    for part in value.split(";"):
-                        key, _, secret_part = part.partition("=")
-                        if key.strip().lower() in ("accountkey", "sharedaccesssignature"):
-                            text = text.replace(secret_part, "***")
+                for variant in _secret_variants(field, value):
+                    text = text.replace(variant, "***")
         return text
 
     @contextmanager
     def translating_errors(self, action: str, path: str | None = None) -> Iterator[None]:
         """Turn azure-core errors into DatastoreError with a reason and advice, never a secret."""
         from azure.core.exceptions import (
+            AzureError,
             ClientAuthenticationError,
             ResourceExistsError,
             ResourceNotFoundError,
             ServiceRequestError,
+            ServiceRequestTimeoutError,
             ServiceResponseError,
+            ServiceResponseTimeoutError,
         )
-        from azure.core.exceptions import HttpResponseError as AzureHttpError
 
         where = f" '{path}'" if path else ""
         try:
@@ -156,11 +337,11 @@ class AzureStorageDatastore(FileDatastore):
         except ResourceExistsError:
             raise FileExistsError(f"datastore '{self.name}': '{path}' already exists.") from None
         except ResourceNotFoundError as error:
-            code = getattr(error, "error_code", None) or ""
-            if (path and "Blob" in str(code)) or code in ("ResourceNotFound", "PathNotFound"):
+            code = storage_error_code(error)
+            if (path and "Blob" in code) or code in ("ResourceNotFound", "PathNotFound"):
                 raise FileNotFoundError(f"datastore '{self.name}': no file at '{path}'.") from None
             raise self._error(
-                "not found", action, where, error, "check the container/share/filesystem name"
+                "not found", action, where, error, self.missing_root_advice()
             ) from None
         except ClientAuthenticationError as error:
             raise self._error(
@@ -170,25 +351,100 @@ class AzureStorageDatastore(FileDatastore):
                 error,
                 "check the credential's environment variable and that it is still valid",
             ) from None
-        except AzureHttpError as error:
-            status = getattr(error, "status_code", None)
-            reason = "permission denied" if status == 403 else "error"
-            raise self._error(reason, action, where, error, "see the service's message") from None
+        except HttpResponseError as error:
+            reason, advice = self._classify_status(error)
+            raise self._error(reason, action, where, error, advice) from None
         except ServiceRequestError as error:
+            if isinstance(error, ServiceRequestTimeoutError) or _mentions_timeout(error):
+                raise self._error(
+                    "timed out", action, where, error, "check the network or raise timeout_seconds"
+                ) from None
             raise self._error(
                 "unreachable", action, where, error, "check account_url and the network"
             ) from None
         except ServiceResponseError as error:
+            cut = any(word in str(error).lower() for word in _CONNECTION_CUT)
+            if cut and not isinstance(error, ServiceResponseTimeoutError):
+                raise self._error(
+                    "unreachable",
+                    action,
+                    where,
+                    error,
+                    f"the connection was cut (retried {self.max_retries} times); check the "
+                    "network and retry",
+                ) from None
             raise self._error(
                 "timed out", action, where, error, "retry later or raise timeout_seconds"
             ) from None
+        except AzureError as error:
+            raise self._error("error", action, where, error, "see the service's message") from None
+
+    def _classify_status(self, error: HttpResponseError) -> tuple[str, str]:
+        status = error.status_code or 0
+        code = storage_error_code(error)
+        if status == 403 and (
+            code in AUTHENTICATION_CODES or "failed to authenticate" in str(error).lower()
+        ):
+            return (
+                "authentication failed",
+                "check the credential's environment variable and that it is still valid",
+            )
+        if status == 403:
+            return (
+                "permission denied",
+                "give the identity a data role on the container (e.g. Storage Blob Data "
+                "Contributor) or use a SAS with the needed permissions",
+            )
+        if status == 400:
+            return "invalid request", "check the container name and the path"
+        if status == 429 or status >= 500:
+            return "error", _RETRIED_ADVICE.format(retries=self.max_retries)
+        return "error", "see the service's message"
 
     def _error(
         self, reason: str, action: str, where: str, error: Exception, advice: str
     ) -> DatastoreError:
-        detail = " ".join(str(getattr(error, "message", None) or error).split())[:300]
         message = (
             f"datastore '{self.name}' ({self.describe()}): {reason} while {action}{where}: "
-            f"{detail}. To fix: {advice}."
+            f"{_detail(error)}. To fix: {advice}."
         )
         return DatastoreError(self.scrub(message), reason=reason)
+
+
+def _detail(error: Exception) -> str:
+    """The first line of the service's message plus its error code.
+
+    Storage messages go on with request ids, timestamps and (for signature failures) the
+    computed signature, none of which helps the reader.
+    """
+    text = str(getattr(error, "message", None) or error).strip()
+    first = " ".join(text.splitlines()[0].split())[:300] if text else type(error).__name__
+    code = storage_error_code(error)
+    if code and code not in first:
+        first = f"{first} (error code {code})"
+    return first.rstrip(".")
+
+
+def _mentions_timeout(error: Exception) -> bool:
+    text = str(error).lower()
+    return "timed out" in text or "timeout" in text
+
+
+def _secret_variants(field: str, value: str) -> list[str]:
+    """The secret and the parts that may show up alone, raw and URL-encoded, longest first.
+
+    A connection string's key or SAS, or a SAS's signature, can appear without the rest.
+    """
+    parts: list[str] = []
+    if field == "connection_string":
+        for piece in value.split(";"):
+            key, _, secret_part = piece.partition("=")
+            if key.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                parts.append(secret_part)
+                parts.extend(parse_qs(secret_part.lstrip("?")).get("sig", []))
+    if field == "sas_token":
+        parts.extend(parse_qs(value.lstrip("?")).get("sig", []))
+    # Very short fragments would blank out ordinary words; real keys and signatures are long.
+    pieces = [value, *(part for part in parts if len(part) >= 8)]
+    variants = {form for part in pieces for form in (part, quote(part, safe=""), quote_plus(part))}
+    return sorted(variants, key=len, reverse=True)

@@ -1,0 +1,280 @@
+"""Azure Blob Storage: one container of a storage account, like an Azure ML blob datastore.
+
+Uploads are all or nothing: a small file goes up in one Put Blob; a large one as blocks that only
+become the blob when one Put Block List commits them at the end, so a failed upload leaves no
+blob (uncommitted blocks are never listed and the service discards them). ``overwrite=False``
+adds ``If-None-Match: *`` to that single creating request, so of racing writers exactly one wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+from azure.storage.blob import BlobProperties, ContainerClient
+from pydantic import Field, PrivateAttr
+
+from ingestion_project.datastores.azure_common import (
+    SECRET_FIELDS,
+    AzureStorageDatastore,
+    ChunkStream,
+)
+from ingestion_project.datastores.base import (
+    DatastoreError,
+    FileInfo,
+    glob_matches,
+    glob_prefix,
+    normalize_relative_path,
+    validate_glob,
+)
+
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+AZURITE_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
+
+
+def is_folder_marker(metadata: dict[str, str] | None) -> bool:
+    """Accounts with a hierarchical namespace list each directory as an empty flagged blob."""
+    return (metadata or {}).get("hdi_isfolder", "").lower() == "true"
+
+
+def is_listed(relative: str) -> bool:
+    """Whether a listing shows a blob, with the same rules as the local store.
+
+    Dot-files and dot-folders are left out, and so are names with empty or '.' segments, which
+    no store-relative path can address.
+    """
+    parts = relative.split("/")
+    return all(part and not part.startswith(".") for part in parts)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _info(relative: str, properties: BlobProperties) -> FileInfo:
+    return FileInfo(
+        path=relative,
+        size=int(properties.size or 0),
+        modified=_utc(properties.last_modified),
+        etag=str(properties.etag or "").strip('"'),
+    )
+
+
+class AzureBlobDatastore(AzureStorageDatastore):
+    """One Blob container (optionally a folder inside it, ``prefix``) as a file datastore.
+
+    The client is built once per resource instance and settings, with the store's timeouts on
+    every request and the Storage SDK's retry policy using the store's retry count and backoff.
+    """
+
+    container: str = Field(description="The Blob container that holds the data.")
+    transfer_chunk_bytes: int = Field(
+        default=DEFAULT_CHUNK_BYTES,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description=(
+            "Upload block and download range size: the memory one stream holds, and the size up "
+            "to which a file goes up in a single request."
+        ),
+    )
+
+    _client_cache: tuple[str, ContainerClient, int] | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def describe(self) -> str:
+        root = self.prefix.strip("/")
+        inside = f", prefix '{root}'" if root else ""
+        return f"Azure Blob {self._endpoint()}, container '{self.container}'{inside}"
+
+    def missing_root_advice(self) -> str:
+        return (
+            f"create container '{self.container}' in the storage account, or fix 'container' "
+            "in the catalog entry"
+        )
+
+    def check(self) -> None:
+        """List one blob under the root: proves URL, credential, container and list access.
+
+        Listing works with a container SAS, where reading the container's properties does not.
+        """
+        root = self.prefix.strip("/")
+        container = self._container_client()
+        with self.translating_errors(f"checking container '{self.container}'"):
+            pages = container.list_blobs(
+                name_starts_with=f"{root}/" if root else None, results_per_page=1
+            ).by_page()
+            next(pages, None)
+
+    def list_files(self, pattern: str) -> list[FileInfo]:
+        """One List Blobs call per 5000 names under the glob's fixed prefix; no data is read."""
+        clean = validate_glob(pattern, store=self.name)
+        start = "/".join(part for part in (self.prefix.strip("/"), glob_prefix(clean)) if part)
+        container = self._container_client()
+        found: list[FileInfo] = []
+        with self.translating_errors(f"listing '{pattern}'"):
+            for blob in container.list_blobs(
+                name_starts_with=f"{start}/" if start else None, include=["metadata"]
+            ):
+                relative = self.relative_path(blob.name)
+                if is_folder_marker(blob.metadata) or not is_listed(relative):
+                    continue
+                if glob_matches(clean, relative):
+                    found.append(_info(relative, blob))
+        return sorted(found, key=lambda info: info.path)
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        """Stream the blob one range (``transfer_chunk_bytes``) at a time.
+
+        Every range after the first is requested with the first answer's ETag, so a blob that
+        is replaced mid-read fails the read instead of mixing two versions.
+        """
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        with self.translating_errors("reading", path):
+            downloader = blob.download_blob()
+        raw = ChunkStream(downloader.chunks(), lambda: self.translating_errors("reading", path))
+        with io.BufferedReader(raw, buffer_size=min(self.transfer_chunk_bytes, 1 << 20)) as stream:
+            yield stream
+
+    def read_bytes(self, path: str) -> bytes:
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        with self.translating_errors("reading", path):
+            return blob.download_blob().readall()
+
+    def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        """Create or replace the blob in one step; see the module docstring for why it's atomic."""
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        with self.translating_errors("writing", path):
+            blob.upload_blob(data, length=len(data), overwrite=overwrite)
+
+    def write_stream(
+        self, path: str, stream: IO[bytes] | Iterable[bytes], *, overwrite: bool = True
+    ) -> None:
+        """Upload from a stream without holding it whole: blocks, then one commit at the end.
+
+        If the stream raises, its error propagates and no blob is created or replaced.
+        """
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        with self.translating_errors("writing", path):
+            blob.upload_blob(stream, overwrite=overwrite)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, path: str) -> None:
+        """Remove one blob and its snapshots; a blob that is already gone is not an error."""
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        try:
+            with self.translating_errors("deleting", path):
+                blob.delete_blob(delete_snapshots="include")
+        except FileNotFoundError:
+            return
+
+    def stat(self, path: str) -> FileInfo:
+        relative = normalize_relative_path(path, store=self.name)
+        blob = self._container_client().get_blob_client(self.full_path(path))
+        with self.translating_errors("reading", path):
+            properties = blob.get_blob_properties()
+        if is_folder_marker(properties.metadata):
+            raise FileNotFoundError(f"datastore '{self.name}': '{path}' is a folder, not a file.")
+        return _info(relative, properties)
+
+    def close(self) -> None:
+        """Close the cached client's connections; the next call builds a new client."""
+        with self._client_lock:
+            cache, self._client_cache = self._client_cache, None
+        # A model_copy() shares the cache with its original: only the builder closes the client.
+        if cache is not None and cache[2] == id(self):
+            cache[1].close()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Dagster calls this after a run or sensor tick, so pooled connections do not linger."""
+        self.close()
+
+    def _container_client(self) -> ContainerClient:
+        # Keyed by the settings because model_copy() shares private attributes with the original.
+        key = self._settings_key()
+        with self._client_lock:
+            if self._client_cache is None or self._client_cache[0] != key:
+                self._client_cache = (key, self._build_container_client(), id(self))
+            return self._client_cache[1]
+
+    def _settings_key(self) -> str:
+        public = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        secrets = [self.secret(field) for field in SECRET_FIELDS]
+        payload = json.dumps([public, secrets, id(self._transport)], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def _build_container_client(self) -> ContainerClient:
+        chunk = self.transfer_chunk_bytes
+        options = {
+            **self.pipeline_options(),
+            "max_single_put_size": chunk,
+            "max_block_size": chunk,
+            "max_single_get_size": chunk,
+            "max_chunk_get_size": chunk,
+        }
+        try:
+            if self.connection_string:
+                return ContainerClient.from_connection_string(
+                    self.secret("connection_string") or "", self.container, **options
+                )
+            if not self.account_url:
+                raise DatastoreError(
+                    f"datastore '{self.name}': no account_url and no connection string. Add "
+                    "account_url (https://<account>.blob.core.windows.net) to the catalog entry.",
+                    reason="invalid request",
+                )
+            credential = self.credential()
+            if hasattr(credential, "get_token") and urlsplit(self.account_url).scheme != "https":
+                # The SDK refuses to send a bearer token over http; say so before any request.
+                raise DatastoreError(
+                    f"datastore '{self.name}' ({self.describe()}): a service principal or "
+                    "identity needs an https account_url. Use https, or an account key or SAS.",
+                    reason="invalid request",
+                )
+            return ContainerClient(self.account_url, self.container, credential, **options)
+        except ValueError as error:
+            raise self._error(
+                "invalid request",
+                "connecting",
+                "",
+                error,
+                "check account_url, the container name and the connection string's format",
+            ) from None
+
+    def _endpoint(self) -> str:
+        """The account's Blob endpoint without a query string (which could hold a SAS)."""
+        if self.account_url:
+            return urlunsplit(urlsplit(self.account_url)._replace(query="", fragment=""))
+        try:
+            value = self.secret("connection_string") or ""
+        except DatastoreError:
+            return "the account of its connection string"
+        settings = {
+            key.strip().lower(): setting.strip()
+            for key, _, setting in (part.partition("=") for part in value.split(";"))
+        }
+        if settings.get("usedevelopmentstorage", "").lower() == "true":
+            return f"{AZURITE_ENDPOINT} (from the connection string)"
+        endpoint = settings.get("blobendpoint")
+        if not endpoint and settings.get("accountname"):
+            protocol = settings.get("defaultendpointsprotocol", "https")
+            suffix = settings.get("endpointsuffix", "core.windows.net")
+            endpoint = f"{protocol}://{settings['accountname']}.blob.{suffix}"
+        if not endpoint:
+            return "the account of its connection string"
+        public = urlunsplit(urlsplit(endpoint)._replace(query="", fragment=""))
+        return self.scrub(f"{public} (from the connection string)")
