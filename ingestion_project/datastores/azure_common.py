@@ -338,7 +338,10 @@ class AzureStorageDatastore(FileDatastore):
             raise FileExistsError(f"datastore '{self.name}': '{path}' already exists.") from None
         except ResourceNotFoundError as error:
             code = storage_error_code(error)
-            if (path and "Blob" in code) or code in ("ResourceNotFound", "PathNotFound"):
+            if (path and ("Blob" in code or code == "ParentNotFound")) or code in (
+                "ResourceNotFound",
+                "PathNotFound",
+            ):
                 raise FileNotFoundError(f"datastore '{self.name}': no file at '{path}'.") from None
             raise self._error(
                 "not found", action, where, error, self.missing_root_advice()
