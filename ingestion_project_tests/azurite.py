@@ -56,7 +56,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -97,7 +97,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_until_listening(host, port, process)
+        wait_until_listening(host, port, process)
         yield Azurite(host, port)
     finally:
         process.terminate()

@@ -23,13 +23,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.filedatalake import DataLakeFileClient, FileSystemClient
-from azure.storage.filedatalake import ExponentialRetry as DataLakeExponentialRetry
 from pydantic import Field
 
 from ingestion_project.datastores.azure_common import (
     AzureStorageDatastore,
     ChunkStream,
-    backoff_seconds,
     storage_error_code,
 )
 from ingestion_project.datastores.base import (
@@ -45,26 +43,6 @@ from ingestion_project.datastores.base import (
 CHUNK_BYTES = 4 * 1024 * 1024
 # Error codes that mean "no such file" (DFS and Blob spellings), as opposed to "no such filesystem".
 MISSING_FILE_CODES = frozenset({"PathNotFound", "BlobNotFound"})
-
-
-class DataLakeRetry(DataLakeExponentialRetry):
-    """The Data Lake SDK's ExponentialRetry with the store's backoff, which may be milliseconds.
-
-    Same schedule as azure_common.StorageRetry (the Blob SDK's policy), for the dfs clients.
-    """
-
-    def __init__(self, backoff: float, retries: int) -> None:
-        super().__init__(
-            initial_backoff=0,
-            retry_total=retries,
-            retry_connect=retries,
-            retry_read=retries,
-            retry_status=retries,
-        )
-        self.backoff = backoff
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        return backoff_seconds(self.backoff, settings["count"])
 
 
 def utc(moment: datetime) -> datetime:
@@ -322,7 +300,6 @@ class AdlsGen2Datastore(AzureStorageDatastore):
     def _filesystem(self) -> Iterator[FileSystemClient]:
         options = {
             **self.pipeline_options(),
-            "retry_policy": DataLakeRetry(self.retry_backoff_seconds, self.max_retries),
             "max_single_get_size": CHUNK_BYTES,
             "max_chunk_get_size": CHUNK_BYTES,
         }

@@ -49,7 +49,9 @@ class StorageRetry(ExponentialRetry):
 
     The SDK's own formula adds ``increment_base ** n`` whole seconds, which cannot be made small.
     It retries 408, 5xx (not 501/505), connection errors and read errors; ``BoundedTransport``
-    turns a 429 into an error so that it is retried too.
+    turns a 429 into an error so that it is retried too. The Data Lake and File Share clients
+    take it as well: each SDK vendors the same policy code, and a Data Lake client already
+    hands its retry policy on to the Blob client inside it.
     """
 
     def __init__(self, backoff: float, retries: int) -> None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import io
 import logging
 import posixpath
-import random
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.fileshare import (
-    ExponentialRetry,
     FileProperties,
     ShareClient,
     ShareFileClient,
@@ -29,7 +27,11 @@ from azure.storage.fileshare import (
 )
 from pydantic import Field, PrivateAttr
 
-from ingestion_project.datastores.azure_common import AzureStorageDatastore
+from ingestion_project.datastores.azure_common import (
+    AzureStorageDatastore,
+    ChunkStream,
+    storage_error_code,
+)
 from ingestion_project.datastores.base import (
     DatastoreError,
     FileInfo,
@@ -43,39 +45,11 @@ _LOG = logging.getLogger(__name__)
 
 # Download and upload in 4 MiB ranges: Put Range takes at most 4 MiB, and reads stay bounded.
 _CHUNK_BYTES = 4 * 1024 * 1024
-_MAX_BACKOFF_SECONDS = 30.0
 # Ask the listing for Last-Modified and ETag so that fingerprints need no call per file.
 _LIST_INCLUDE = ["Timestamps", "Etag"]
 # Error codes that mean "no such file or folder", as opposed to ShareNotFound.
 _MISSING_CODES = frozenset({"ResourceNotFound", "ParentNotFound"})
 _TEMP_PREFIX = ".tmp-"
-
-
-class _StoreRetry(ExponentialRetry):
-    """The SDK's storage retry policy, with a backoff that starts at ``retry_backoff_seconds``.
-
-    The policy decides what is transient (408, 5xx but 501/505, connection errors), re-signs and
-    rewinds bodies. Its stock backoff adds ``increment_base ** n`` whole seconds, too coarse for a
-    sub-second setting, so the wait here doubles from the configured one (±20%, at most 30 s).
-    """
-
-    def __init__(self, *, first_backoff: float, retries: int) -> None:
-        super().__init__(
-            initial_backoff=0,
-            increment_base=2,
-            retry_total=retries,
-            # The stock limits of 3 per kind would cut max_retries short.
-            retry_connect=retries,
-            retry_read=retries,
-            retry_status=retries,
-            random_jitter_range=0,
-        )
-        self.first_backoff = first_backoff
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        attempt = max(int(settings["count"]) - 1, 0)
-        backoff = min(self.first_backoff * self.increment_base**attempt, _MAX_BACKOFF_SECONDS)
-        return backoff * random.uniform(0.8, 1.2)
 
 
 class AzureFileShareDatastore(AzureStorageDatastore):
@@ -104,7 +78,7 @@ class AzureFileShareDatastore(AzureStorageDatastore):
         """Read the share's properties: proves the share exists and the credential opens it."""
         share = self._share_client()
         with self.translating_errors("checking the share"):
-            share.get_share_properties(**self._call_options())
+            share.get_share_properties()
 
     def list_files(self, pattern: str) -> list[FileInfo]:
         clean = validate_glob(pattern, store=self.name)
@@ -130,8 +104,8 @@ class AzureFileShareDatastore(AzureStorageDatastore):
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
         client = self._file_client(path)
         with self.translating_errors("reading", path):
-            downloader = client.download_file(**self._call_options())
-        raw = _ChunkReader(downloader.chunks(), lambda: self.translating_errors("reading", path))
+            downloader = client.download_file()
+        raw = ChunkStream(downloader.chunks(), lambda: self.translating_errors("reading", path))
         with io.BufferedReader(raw, buffer_size=_CHUNK_BYTES) as stream:
             yield stream
 
@@ -146,7 +120,7 @@ class AzureFileShareDatastore(AzureStorageDatastore):
                 self._upload(share, temp, parent, data)
                 # replace_if_exists=False makes the service refuse an existing target: the
                 # create-if-absent that a single upload cannot give.
-                temp.rename_file(target, overwrite=overwrite, **self._call_options())
+                temp.rename_file(target, overwrite=overwrite)
             except BaseException:
                 self._discard(temp)
                 raise
@@ -162,34 +136,17 @@ class AzureFileShareDatastore(AzureStorageDatastore):
         client = self._file_client(path)
         with self.translating_errors("deleting", path):
             try:
-                client.delete_file(**self._call_options())
+                client.delete_file()
             except ResourceNotFoundError as error:
-                if _error_code(error) not in _MISSING_CODES:
+                if storage_error_code(error) not in _MISSING_CODES:
                     raise
 
     def stat(self, path: str) -> FileInfo:
         relative = normalize_relative_path(path, store=self.name)
         client = self._file_client(path)
         with self.translating_errors("reading the properties of", path):
-            properties = client.get_file_properties(**self._call_options())
+            properties = client.get_file_properties()
         return _file_info(relative, properties)
-
-    @contextmanager
-    def translating_errors(self, action: str, path: str | None = None) -> Iterator[None]:
-        """As the base does, and a missing parent folder means a missing file, as on a disk."""
-        with super().translating_errors(action, path):
-            try:
-                yield
-            except ResourceNotFoundError as error:
-                if path and _error_code(error) == "ParentNotFound":
-                    raise FileNotFoundError(
-                        f"datastore '{self.name}': no file at '{path}'."
-                    ) from None
-                raise
-
-    def _call_options(self) -> dict[str, Any]:
-        """Per-request timeouts, so that every call is bounded whichever transport carries it."""
-        return {"connection_timeout": self.timeout_seconds, "read_timeout": self.timeout_seconds}
 
     def _share_client(self) -> ShareClient:
         """One client per store and transport: credentials (and their tokens) are reused."""
@@ -202,10 +159,7 @@ class AzureFileShareDatastore(AzureStorageDatastore):
 
     def _service_client(self) -> ShareServiceClient:
         options: dict[str, Any] = {
-            **self.client_options(),
-            "retry_policy": _StoreRetry(
-                first_backoff=self.retry_backoff_seconds, retries=self.max_retries
-            ),
+            **self.pipeline_options(),
             "max_single_get_size": _CHUNK_BYTES,
             "max_chunk_get_size": _CHUNK_BYTES,
             "max_range_size": _CHUNK_BYTES,
@@ -244,11 +198,9 @@ class AzureFileShareDatastore(AzureStorageDatastore):
     def _entries(self, share: ShareClient, directory: str) -> list[Any]:
         client = share.get_directory_client(self._share_path(directory))
         try:
-            return list(
-                client.list_directories_and_files(include=_LIST_INCLUDE, **self._call_options())
-            )
+            return list(client.list_directories_and_files(include=_LIST_INCLUDE))
         except ResourceNotFoundError as error:
-            if _error_code(error) in _MISSING_CODES:
+            if storage_error_code(error) in _MISSING_CODES:
                 return []  # a folder nobody wrote to yet holds no files
             raise
 
@@ -258,31 +210,31 @@ class AzureFileShareDatastore(AzureStorageDatastore):
         # A service that ignored include=Timestamps,Etag: ask this one file's properties (still
         # metadata, never data).
         client = share.get_file_client(self._share_path(relative))
-        return _file_info(relative, client.get_file_properties(**self._call_options()))
+        return _file_info(relative, client.get_file_properties())
 
     def _upload(self, share: ShareClient, temp: ShareFileClient, parent: str, data: bytes) -> None:
         """Create the temporary file and fill it; make its folders only when they are missing."""
         try:
-            temp.upload_file(data, **self._call_options())
+            temp.upload_file(data)
         except ResourceNotFoundError as error:
-            if _error_code(error) != "ParentNotFound":
+            if storage_error_code(error) != "ParentNotFound":
                 raise
             self._make_directories(share, parent)
-            temp.upload_file(data, **self._call_options())
+            temp.upload_file(data)
 
     def _make_directories(self, share: ShareClient, parent: str) -> None:
         current = ""
         for segment in parent.split("/"):
             current = f"{current}/{segment}" if current else segment
             try:
-                share.get_directory_client(current).create_directory(**self._call_options())
+                share.get_directory_client(current).create_directory()
             except ResourceExistsError:
                 continue  # made earlier, or by a concurrent writer
 
     def _discard(self, temp: ShareFileClient) -> None:
         """Remove a temporary file after a failed write; its '.' name hides it if this fails."""
         try:
-            temp.delete_file(**self._call_options())
+            temp.delete_file()
         except ResourceNotFoundError:
             return  # never created, or already renamed
         except AzureError as error:
@@ -292,35 +244,6 @@ class AzureFileShareDatastore(AzureStorageDatastore):
                 temp.file_path,
                 self.scrub(str(error).splitlines()[0] if str(error) else type(error).__name__),
             )
-
-
-class _ChunkReader(io.RawIOBase):
-    """A raw stream over the download's chunk iterator, translating errors of later chunks."""
-
-    def __init__(
-        self,
-        chunks: Iterator[bytes],
-        translating: Callable[[], AbstractContextManager[None]],
-    ) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._translating = translating
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            with self._translating():
-                chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
 
 
 def _may_hold_matches(pattern: list[str], directory: list[str]) -> bool:
@@ -347,11 +270,6 @@ def _file_info(relative: str, properties: FileProperties) -> FileInfo:
         # Listings and HEAD responses quote ETags alike today; strip quotes so they always agree.
         etag=str(properties.etag).strip('"'),
     )
-
-
-def _error_code(error: Exception) -> str:
-    code = getattr(error, "error_code", None)
-    return str(getattr(code, "value", code) or "")
 
 
 def _public_url(url: str) -> str:

@@ -24,6 +24,22 @@ from ingestion_project.datastores.base import (
 )
 
 
+def _walk(directory: str, relative: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Files under ``directory`` with their store-relative paths; hidden names are skipped.
+
+    scandir entries carry the file type from the directory listing, so only matched files cost
+    a stat call; symlinked folders are not followed (they could lead outside the store).
+    """
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path, f"{relative}{entry.name}/")
+            elif entry.is_file():
+                yield f"{relative}{entry.name}", entry
+
+
 class LocalDatastore(FileDatastore):
     """Files under one directory; ETags come from size and modification time, never from content."""
 
@@ -77,22 +93,18 @@ class LocalDatastore(FileDatastore):
         if not root.is_dir():
             # A fresh store has no root yet; writes create it.
             return []
-        start = self._resolve(glob_prefix(clean)) if glob_prefix(clean) else root.resolve()
+        prefix = glob_prefix(clean)
+        start = self._resolve(prefix) if prefix else root.resolve()
         if not start.is_dir():
             return []
-        found: list[FileInfo] = []
         root_resolved = root.resolve()
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in filenames:
-                if filename.startswith("."):
-                    continue
-                full = Path(dirpath) / filename
-                if root_resolved not in full.resolve().parents:
-                    continue  # a symlink out of the store; open_read would refuse it anyway
-                relative = full.relative_to(root_resolved).as_posix()
-                if glob_matches(clean, relative):
-                    found.append(self._info(relative, full.stat()))
+        found: list[FileInfo] = []
+        for relative, entry in _walk(str(start), f"{prefix}/" if prefix else ""):
+            if not glob_matches(clean, relative):
+                continue
+            if entry.is_symlink() and root_resolved not in Path(entry.path).resolve().parents:
+                continue  # a symlink out of the store; open_read would refuse it anyway
+            found.append(self._info(relative, entry.stat()))
         return sorted(found, key=lambda info: info.path)
 
     @contextmanager

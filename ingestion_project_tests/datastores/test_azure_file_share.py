@@ -1156,6 +1156,23 @@ def test_two_busy_answers_then_success(
     assert [c.method for c in service.calls] == ["HEAD"] * 3
 
 
+def test_two_throttled_answers_then_success(
+    store: AzureFileShareDatastore, service: FakeAzureFiles, share: str
+) -> None:
+    """A proxy in front of the service may answer 429; it is retried like a 503."""
+    service.put_file(share, "data/a.csv", b"abc")
+    service.fault(
+        lambda call: call.method == "GET",
+        times=2,
+        status=429,
+        code="TooManyRequests",
+        message="Too many requests.",
+    )
+
+    assert store.read_bytes("data/a.csv") == b"abc"
+    assert [c.method for c in service.calls] == ["GET"] * 3
+
+
 def test_a_dropped_connection_during_a_range_upload_is_retried_with_the_same_bytes(
     store: AzureFileShareDatastore, service: FakeAzureFiles, share: str
 ) -> None:

@@ -1,0 +1,183 @@
+"""How fast a data-change sensor tick is over 10,000 files, against the raw listing it rests on.
+
+Prints, for the local datastore and for Azure Blob (Azurite, started here), the time of
+ - the baseline: the bare listing a hand-written script would do (os.walk + stat; list_blobs),
+ - ours: `list_files(glob)` + the listing fingerprint, and a full data-change sensor tick,
+and the ratio ours / baseline, all measured in the same run. Data bytes read: zero by design
+(the blob benchmark counts requests to prove only List Blobs calls are made).
+
+Run: .venv/bin/python benchmarks/listing.py [--files 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
+from ingestion_project.datasets.fingerprint import listing_fingerprint
+from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.base import FileDatastore
+from ingestion_project.datastores.local import LocalDatastore
+from ingestion_project.triggers.data_change import build_data_change_sensor
+from ingestion_project_tests.azurite import (
+    ACCOUNT_KEY,
+    AZURITE_BLOB,
+    Azurite,
+    free_port,
+    wait_until_listening,
+)
+
+PATTERN = "data/**/*.csv"
+REPEATS = 5
+
+
+def best_of(call: Callable[[], object], repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def sensor_tick(store: FileDatastore) -> Callable[[], object]:
+    spec = DatasetSpec(datastore="store", path=PATTERN, trigger=DataChangeTrigger(on="data_change"))
+    sensor = build_data_change_sensor("bench", spec, "refresh_bench")
+
+    def tick() -> object:
+        with dg.build_sensor_context(resources={"store": store}) as context:
+            result = sensor.evaluate_tick(context)
+        assert result.run_requests, "the first tick of a new dataset must request a run"
+        return result
+
+    return tick
+
+
+def report(label: str, baseline: float, ours: float, tick: float, files: int) -> None:
+    print(f"{label}: {files:,} files")
+    print(f"  baseline listing          {baseline * 1000:9.1f} ms")
+    print(f"  list_files + fingerprint  {ours * 1000:9.1f} ms   ratio {ours / baseline:5.2f}x")
+    print(f"  data-change sensor tick   {tick * 1000:9.1f} ms   ratio {tick / baseline:5.2f}x")
+
+
+def bench_local(files: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        for index in range(files):
+            folder = Path(root, "data", f"part={index % 100:03d}")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index:06d}.csv").write_text("a,b\n1,2\n")
+        store = LocalDatastore(name="store", root=root)
+
+        def baseline() -> list[tuple[str, int, float]]:
+            found = []
+            for dirpath, _, names in os.walk(Path(root, "data")):
+                for name in names:
+                    if name.endswith(".csv"):
+                        stat = os.stat(os.path.join(dirpath, name))
+                        found.append((name, stat.st_size, stat.st_mtime))
+            return found
+
+        assert len(store.list_files(PATTERN)) == files
+        report(
+            "local datastore",
+            best_of(baseline),
+            best_of(lambda: listing_fingerprint(store.list_files(PATTERN))),
+            best_of(sensor_tick(store)),
+            files,
+        )
+
+
+@contextlib.contextmanager
+def running_azurite() -> Iterator[Azurite]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as location:
+        process = subprocess.Popen(
+            [
+                str(AZURITE_BLOB),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                location,
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_listening("127.0.0.1", port, process)
+            yield Azurite("127.0.0.1", port)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def bench_blob(files: int) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    with running_azurite() as azurite:
+        service = BlobServiceClient(azurite.account_url, credential=ACCOUNT_KEY)
+        container = service.create_container("bench")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda i: container.upload_blob(
+                        f"data/part={i % 100:03d}/{i:06d}.csv", b"a,b\n1,2\n"
+                    ),
+                    range(files),
+                )
+            )
+        print(f"(uploaded {files:,} blobs to Azurite in {time.perf_counter() - started:.1f} s)")
+        store = AzureBlobDatastore(
+            name="store",
+            account_url=azurite.account_url,
+            container="bench",
+            account_key=ACCOUNT_KEY,
+        )
+
+        def baseline() -> list[tuple[str, int, str]]:
+            return [
+                (blob.name, blob.size, blob.etag)
+                for blob in container.list_blobs(name_starts_with="data/")
+            ]
+
+        assert len(store.list_files(PATTERN)) == files
+        report(
+            "azure_blob on Azurite",
+            best_of(baseline),
+            best_of(lambda: listing_fingerprint(store.list_files(PATTERN))),
+            best_of(sensor_tick(store)),
+            files,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--skip-blob", action="store_true", help="local datastore only")
+    args = parser.parse_args()
+    bench_local(args.files)
+    if not args.skip_blob:
+        bench_blob(args.files)
+
+
+if __name__ == "__main__":
+    main()
