@@ -9,7 +9,7 @@ import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.fingerprint import listing_fingerprint
-from ingestion_project.datasets.formats import read_table
+from ingestion_project.datasets.formats import MalformedFileError, read_table
 from ingestion_project.datasets.profile import frame_profile, frame_schema
 from ingestion_project.datastores.base import FileDatastore, FileInfo
 from ingestion_project.registry import Record, VersionRegistry
@@ -102,15 +102,19 @@ def read_files(
     frames = []
     for info in files:
         with store.open_read(info.path) as stream:
-            frames.append(
-                read_table(
+            try:
+                frame = read_table(
                     stream,
                     file_format=spec.file_format,
                     path=info.path,
                     separator=spec.separator,
                     encoding=spec.encoding,
                 )
-            )
+            except MalformedFileError as error:
+                raise MalformedFileError(
+                    f"dataset '{name}', datastore '{spec.datastore}' ({store.describe()}): {error}"
+                ) from None
+        frames.append(frame)
     _check_same_columns(name, files, frames)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if spec.timestamp_column:
