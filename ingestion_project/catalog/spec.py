@@ -265,6 +265,19 @@ class CronTrigger(SpecModel):
         return value
 
 
+def partition_glob(partition_format: str) -> str:
+    """The glob a partition format matches: each {name} or {name:fmt} becomes wildcards.
+
+    A date format spanning folders ('{date:yyyy/MM/dd}') becomes one '*' per segment.
+    """
+
+    def wildcard(match: re.Match[str]) -> str:
+        pattern = match.group(2) or ""
+        return "/".join("*" for _ in pattern.split("/")) if pattern else "*"
+
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}", wildcard, partition_format)
+
+
 def parse_interval_seconds(value: str) -> int:
     """'30s', '5m', '2h' -> seconds; at least 1 second."""
     match = re.fullmatch(r"\s*(\d+)\s*([smh])\s*", value)
@@ -303,17 +316,32 @@ class ColumnsCheck(SpecModel):
 CheckSpec = NotNullCheck | BetweenCheck | UniqueCheck | ColumnsCheck
 
 
-class DatasetSpec(SpecModel):
-    """A registered, versioned reference into a datastore (Azure ML's data asset)."""
+COLUMN_TYPES = ("string", "int64", "float64", "bool", "datetime64[ns]", "category")
 
-    kind: Literal["tabular"] = "tabular"
+
+class DatasetSpec(SpecModel):
+    """A registered, versioned reference into a datastore (Azure ML's data asset).
+
+    ``tabular`` datasets load into pandas (CSV, Parquet, JSON lines, or a SQL query); ``file``
+    datasets are sets of files to list, download and open. ``reference`` mode pins files by ETag;
+    ``snapshot`` mode copies the data into an immutable versioned location (always for SQL).
+    """
+
+    kind: Literal["tabular", "file"] = "tabular"
     datastore: str = WORKSPACE_DEFAULT
     path: str | None = None
     query: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tables: list[str] = Field(default_factory=list)
     format: Literal["csv", "parquet", "jsonl"] | None = None
     separator: str = ","
+    header: bool = True
     encoding: str = "utf-8"
+    column_types: dict[str, Literal[COLUMN_TYPES]] = Field(default_factory=dict)  # type: ignore[valid-type]
+    partition_format: str | None = None
+    path_column: str | None = None
     timestamp_column: str | None = None
+    mode: Literal["reference", "snapshot"] | None = None
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     owners: list[str] = Field(default_factory=list)
@@ -321,10 +349,37 @@ class DatasetSpec(SpecModel):
     trigger: DataChangeTrigger | CronTrigger | None = None
 
     @model_validator(mode="after")
-    def _path_or_query(self) -> DatasetSpec:
+    def _consistent(self) -> DatasetSpec:
+        if self.path is None and self.partition_format and self.query is None:
+            # Azure ML style: the partition format alone names the files.
+            object.__setattr__(self, "path", partition_glob(self.partition_format))
         if (self.path is None) == (self.query is None):
             raise ValueError("give exactly one of 'path' (files) or 'query' (SQL)")
+        if self.query is not None:
+            if self.mode == "reference":
+                raise ValueError(
+                    "a SQL dataset cannot be a reference (rows change in place): use "
+                    "'mode: snapshot' or leave 'mode' out"
+                )
+            if self.kind == "file" or self.partition_format or self.path_column:
+                raise ValueError(
+                    "'kind: file', 'partition_format' and 'path_column' need 'path', not 'query'"
+                )
+            if isinstance(self.trigger, DataChangeTrigger) and not self.tables:
+                raise ValueError(
+                    "a data_change trigger on a SQL dataset needs 'tables': the tables the "
+                    "query reads, whose cheap fingerprints tell when to refresh"
+                )
+        elif self.params or self.tables:
+            raise ValueError("'params' and 'tables' belong to SQL datasets (with 'query')")
+        if self.kind == "file" and self.checks:
+            raise ValueError("checks need a tabular dataset; a file dataset has no columns")
         return self
+
+    @property
+    def effective_mode(self) -> str:
+        """SQL results are always snapshots; files are references unless declared otherwise."""
+        return self.mode or ("snapshot" if self.query is not None else "reference")
 
     @property
     def file_format(self) -> str:

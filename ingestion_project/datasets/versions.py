@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,7 @@ def register_file_dataset(
             "fingerprint": fingerprint,
             "mode": "reference",
             "datastore": spec.datastore,
+            "manifest_store": spec.datastore,
             "path": spec.path,
             "format": spec.file_format,
             "read_options": {"separator": spec.separator, "encoding": spec.encoding},
@@ -142,10 +144,31 @@ def _check_same_columns(name: str, files: list[FileInfo], frames: list[pd.DataFr
             )
 
 
+StoreOrStores = FileDatastore | Mapping[str, FileDatastore]
+
+
+def manifest_store(record: Record, stores: StoreOrStores) -> FileDatastore:
+    """The store holding a version's files: the dataset's own (reference) or a snapshot store.
+
+    Callers with a single store pass it; callers with several pass a name -> store mapping.
+    """
+    if isinstance(stores, FileDatastore):
+        return stores
+    name = record.get("manifest_store", record["datastore"])
+    try:
+        return stores[name]
+    except KeyError:
+        raise DatasetError(
+            f"dataset '{record['dataset']}' version {record['version']} keeps its files in "
+            f"datastore '{name}', which is not available here (have: {', '.join(stores)})."
+        ) from None
+
+
 def load_version(
-    record: Record, store: FileDatastore, spec: DatasetSpec | None = None
+    record: Record, stores: StoreOrStores, spec: DatasetSpec | None = None
 ) -> pd.DataFrame:
     """Read exactly the files a version pins, refusing if any of them changed since."""
+    store = manifest_store(record, stores)
     name = record["dataset"]
     files = [FileInfo.from_dict(item) for item in record["manifest"]]
     changed = []
