@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from ingestion_project.settings import ingestion_home
-
-CATALOG = Path(__file__).resolve().parent / "defs" / "catalog" / "defs.yaml"
+from ingestion_project.datasets.cli_commands import datasets
+from ingestion_project.settings import PROJECT_CATALOG, ingestion_home
 
 
 @click.group()
@@ -44,7 +43,7 @@ def demo(months: int) -> None:
         f"Working in {home} (datastores, registry); Dagster instance: "
         f"{type(instance.run_storage).__name__} configured by {dagster_home}."
     )
-    defs = build_definitions(load_catalog_file(CATALOG), home)
+    defs = build_definitions(load_catalog_file(PROJECT_CATALOG), home)
     report = run_demo(
         defs,
         instance,
@@ -70,7 +69,7 @@ def datastores() -> None:
     "--catalog",
     "catalog_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=CATALOG,
+    default=PROJECT_CATALOG,
     show_default="the project's catalog",
     help="A catalog YAML file (a defs.yaml).",
 )
@@ -133,6 +132,9 @@ def _summary(report: object, home: Path) -> None:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+cli.add_command(datasets)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

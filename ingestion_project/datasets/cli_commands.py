@@ -1,0 +1,308 @@
+"""`ingestion datasets ...`: list datasets, their versions, one version's facts; download one.
+
+The dataset API (pandas, Dagster) is imported inside each command so `ingestion --help` stays
+instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ingestion_project.settings import PROJECT_CATALOG
+
+if TYPE_CHECKING:
+    from ingestion_project.datasets.api import DatasetVersion, DatasetVersionInfo, Workspace
+
+
+FILES_SHOWN = 20
+QUERY_SHOWN = 60
+
+catalog_option = click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=PROJECT_CATALOG,
+    show_default="the project's catalog",
+    help="A catalog YAML file (a defs.yaml).",
+)
+
+
+@click.group()
+def datasets() -> None:
+    """Registered dataset versions: list them, inspect one, download its files."""
+
+
+@contextmanager
+def _explained_errors() -> Iterator[None]:
+    """Turn the errors a person can cause into one clear message and a non-zero exit.
+
+    Unknown names and versions are usage errors (exit 2); everything else exits 1.
+    """
+    from ingestion_project.catalog.errors import CatalogError
+    from ingestion_project.datasets.api import UnknownDatasetError
+    from ingestion_project.datasets.versions import DatasetError
+    from ingestion_project.datastores.base import DatastoreError
+    from ingestion_project.registry import RegistryError
+
+    try:
+        yield
+    except UnknownDatasetError as error:
+        raise click.UsageError(str(error)) from None
+    except CatalogError as error:
+        raise click.ClickException(f"the catalog has mistakes:\n{error}") from None
+    except (DatasetError, DatastoreError, RegistryError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _workspace(catalog_path: Path) -> Workspace:
+    from ingestion_project.datasets.api import Workspace
+
+    return Workspace.load(catalog_path)
+
+
+def _materialize_hint(name: str) -> str:
+    from ingestion_project.datasets.api import materialize_hint
+
+    return materialize_hint(name)
+
+
+@datasets.command("list")
+@catalog_option
+def list_datasets(catalog_path: Path) -> None:
+    """Each declared dataset: what it points at and its latest version."""
+    with _explained_errors():
+        workspace = _workspace(catalog_path)
+        summaries = workspace.datasets()
+        if not summaries:
+            click.echo(f"{catalog_path} declares no datasets. Declare one under 'datasets:'.")
+            return
+        click.echo(f"{_count(len(summaries), 'dataset')} in {catalog_path}:")
+        for item in summaries:
+            source = f"path {item.path}" if item.path is not None else f"query {_short(item.query)}"
+            click.echo(
+                f"  {item.name}: {item.kind}, datastore {item.datastore}, {source} "
+                f"({item.mode} mode)"
+            )
+            latest = item.latest
+            if latest is None:
+                click.echo(f"      no version yet (materialize it: {_materialize_hint(item.name)})")
+            else:
+                click.echo(
+                    f"      latest: version {latest.version}, {_contents(latest)}, registered "
+                    f"{_when(latest.registered_at)}"
+                )
+
+
+@datasets.command("versions")
+@click.argument("name")
+@catalog_option
+def list_versions(name: str, catalog_path: Path) -> None:
+    """Every registered version of dataset NAME, newest first."""
+    with _explained_errors():
+        workspace = _workspace(catalog_path)
+        versions = workspace.versions(name)
+        if not versions:
+            click.echo(f"{name} has no version yet (materialize it: {_materialize_hint(name)}).")
+            return
+        rows = [_version_row(info) for info in reversed(versions)]
+        for line in _table(rows):
+            click.echo(line)
+        click.echo(
+            f"{_count(len(versions), 'version')} of {name}; the latest is version "
+            f"{versions[-1].version}."
+        )
+
+
+def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
+    return {
+        "version": str(info.version),
+        "registered": _when(info.registered_at) if info.registered_at else "unknown",
+        "rows": "-" if info.rows is None else f"{info.rows:,}",
+        "files": str(info.files),
+        "mode": info.mode,
+        "fingerprint": info.fingerprint[:12],
+        "run id": (info.run_id or "")[:8],
+        "used by": _uses(info.used_by) or "-",
+    }
+
+
+@datasets.command("show")
+@click.argument("reference", metavar="NAME[:VERSION]")
+@catalog_option
+def show_version(reference: str, catalog_path: Path) -> None:
+    """The facts of one version (the latest if VERSION is left out)."""
+    with _explained_errors():
+        workspace = _workspace(catalog_path)
+        version = _get(workspace, reference)
+        record = version.record
+        info = _info(record)
+        latest = workspace.registry.version_numbers(version.name)[-1]
+        note = "the latest" if latest == version.version else f"the latest is {latest}"
+        click.echo(
+            f"Dataset {version.name} version {version.version} ({note}), registered "
+            f"{_when(info.registered_at)}."
+        )
+        if record.get("query"):
+            params = record.get("params") or {}
+            where = f"query {_short(record['query'])}" + (f" with {params}" if params else "")
+        else:
+            where = f"path {record.get('path')}"
+        click.echo(
+            f"  {info.kind} dataset in {info.mode} mode; datastore {record.get('datastore')}, "
+            f"{where}; format {record.get('format', 'unknown')}; files kept in datastore "
+            f"{record.get('manifest_store', record.get('datastore'))}."
+        )
+        click.echo(f"  {_contents(info)}; fingerprint {info.fingerprint}.")
+        for warning in record.get("warnings") or []:
+            click.echo(f"  Warning: {warning}")
+        _echo_schema(record.get("schema") or [])
+        _echo_profile(record.get("profile") or [])
+        _echo_files(version)
+        _echo_lineage(version)
+
+
+def _info(record: dict[str, Any]) -> DatasetVersionInfo:
+    from ingestion_project.datasets.api import DatasetVersionInfo
+
+    return DatasetVersionInfo.from_record(record, [])
+
+
+def _echo_schema(schema: Sequence[dict[str, str]]) -> None:
+    if not schema:
+        return
+    click.echo(f"Schema ({_count(len(schema), 'column')}):")
+    for line in _table([{"column": c["name"], "type": c["type"]} for c in schema]):
+        click.echo(f"  {line}")
+
+
+def _echo_profile(profile: Sequence[dict[str, Any]]) -> None:
+    if not profile:
+        return
+    click.echo("Profile:")
+    columns = ("column", "nulls", "distinct", "min", "max", "mean")
+    rows = [{key: _cell(item.get(key)) for key in columns} for item in profile]
+    for line in _table(rows):
+        click.echo(f"  {line}")
+
+
+def _echo_files(version: DatasetVersion) -> None:
+    files = version.files()
+    click.echo(f"Manifest ({_count(len(files), 'file')}):")
+    for info in files[:FILES_SHOWN]:
+        click.echo(f"  {info.path}  {_size(info.size)}  etag {info.etag}")
+    if len(files) > FILES_SHOWN:
+        click.echo(f"  ... and {len(files) - FILES_SHOWN} more ({len(files)} in all).")
+
+
+def _echo_lineage(version: DatasetVersion) -> None:
+    lineage = version.record.get("lineage") or {}
+    upstream = lineage.get("upstream") or []
+    click.echo(
+        f"Lineage: registered by run {lineage.get('run_id') or 'none (outside Dagster)'}, code "
+        f"version {lineage.get('code_version') or 'unknown'}; upstream: "
+        f"{', '.join(map(str, upstream)) or 'none'}."
+    )
+    click.echo(f"Used by: {_uses(version.used_by()) or 'no model yet'}.")
+
+
+@datasets.command("download")
+@click.argument("reference", metavar="NAME[:VERSION]")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@catalog_option
+def download_version(reference: str, directory: Path, catalog_path: Path) -> None:
+    """Copy the files of one version (the latest if VERSION is left out) into DIRECTORY."""
+    with _explained_errors():
+        workspace = _workspace(catalog_path)
+        version = _get(workspace, reference)
+        files = version.files()
+        total = sum(info.size for info in files)
+        size = f"{_count(len(files), 'file')} ({_size(total)})"
+        what = f"{size} of {version.name} version {version.version}"
+        click.echo(f"Downloading {what} to {directory}...")
+        with click.progressbar(length=total, label=f"{version.name} v{version.version}") as bar:
+            seen = 0
+
+            def progress(done: int, _total: int) -> None:
+                nonlocal seen
+                bar.update(done - seen)
+                seen = done
+
+            version.download(directory, progress=progress)
+        click.echo(f"Downloaded {what} to {directory}.")
+
+
+def _get(workspace: Workspace, reference: str) -> DatasetVersion:
+    name, _, number = reference.partition(":")
+    if not number or number == "latest":
+        return workspace.get(name)
+    if not number.isdigit() or int(number) < 1:
+        raise click.UsageError(
+            f"'{reference}' is not NAME or NAME:VERSION: the version must be a number like "
+            f"{name}:1 (or leave it out for the latest)."
+        )
+    return workspace.get(name, int(number))
+
+
+def _table(rows: Sequence[dict[str, str]]) -> list[str]:
+    """Rows as aligned plain-text columns, headed by the keys."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in names}
+    lines = ["  ".join(key.ljust(widths[key]) for key in names).rstrip()]
+    lines.extend("  ".join(row[key].ljust(widths[key]) for key in names).rstrip() for row in rows)
+    return lines
+
+
+def _uses(uses: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{use['model']} v{use['version']}" + (" (champion)" if use.get("champion") else "")
+        for use in uses
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "at an unknown time"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _contents(info: DatasetVersionInfo) -> str:
+    """'5 rows in 2 files (1.2 kB)'; a file dataset has files, not rows."""
+    files = f"{_count(info.files, 'file')} ({_size(info.bytes)})"
+    if info.kind == "file":
+        return files
+    rows = "an unknown number of rows" if info.rows is None else _count(info.rows, "row")
+    return f"{rows} in {files}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return _count(size, "byte")
+
+
+def _short(query: str | None) -> str:
+    text = " ".join((query or "").split())
+    return text if len(text) <= QUERY_SHOWN else f"{text[: QUERY_SHOWN - 3]}..."
