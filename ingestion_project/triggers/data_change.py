@@ -4,6 +4,7 @@ import dagster as dg
 
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
 from ingestion_project.datasets.fingerprint import listing_fingerprint
+from ingestion_project.triggers.change_cursor import change_result
 
 
 def data_change_sensor_name(dataset: str) -> str:
@@ -11,7 +12,7 @@ def data_change_sensor_name(dataset: str) -> str:
 
 
 def build_data_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.SensorDefinition:
-    """Cursor = last fingerprint seen; run key = dataset + fingerprint, so no change fires twice."""
+    """One run per change of the listing (see change_cursor): never twice for the same state."""
     trigger = spec.trigger
     assert isinstance(trigger, DataChangeTrigger)
     assert spec.path is not None
@@ -29,17 +30,11 @@ def build_data_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.
         files = getattr(context.resources, spec.datastore).list_files(path)
         if not files:
             return dg.SkipReason(f"No files match '{path}' in '{spec.datastore}' yet.")
-        fingerprint = listing_fingerprint(files)
-        if fingerprint == context.cursor:
-            return dg.SkipReason(f"'{name}' unchanged ({len(files)} files).")
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=f"{name}:{fingerprint}",
-                    tags={"ingestion/dataset": name, "ingestion/fingerprint": fingerprint[:16]},
-                )
-            ],
-            cursor=fingerprint,
+        return change_result(
+            name,
+            context.cursor,
+            listing_fingerprint(files),
+            f"'{name}' unchanged ({len(files)} files).",
         )
 
     return data_change_sensor

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion_project.demo.loop import INCOMING
+from ingestion_project.triggers.change_cursor import ChangeCursor
 from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project_tests.conftest import place_month
 
@@ -30,8 +31,9 @@ def test_first_tick_requests_a_refresh_keyed_by_fingerprint(
     result = tick(defs, instance, None)
     assert len(result.run_requests) == 1
     request = result.run_requests[0]
-    assert request.run_key == f"bikeshare_scoring:{result.cursor}"
-    assert len(result.cursor) == 64
+    cursor = ChangeCursor.parse(result.cursor)
+    assert cursor.changes == 1 and len(cursor.fingerprint or "") == 64
+    assert request.run_key == f"bikeshare_scoring:1:{cursor.fingerprint}"
     assert defs.resolve_sensor_def(SENSOR).job_name == "refresh_bikeshare_scoring"
 
 
@@ -61,6 +63,22 @@ def test_new_and_changed_files_fire_again_with_new_keys(
     third = tick(defs, instance, second.cursor)
     assert len(third.run_requests) == 1
     assert third.cursor != second.cursor
+
+
+def test_returning_to_an_earlier_state_fires_again(
+    defs: dg.Definitions, instance: dg.DagsterInstance, home: Path
+) -> None:
+    """A -> B -> A: the third state equals the first, yet is a change the registry must see."""
+    first = tick(defs, instance, None)
+    added = place_month(home, INCOMING, 6)
+    second = tick(defs, instance, first.cursor)
+    added.unlink()
+    third = tick(defs, instance, second.cursor)
+    keys = [r.run_requests[0].run_key for r in (first, second, third)]
+    assert len(set(keys)) == 3
+    assert (
+        ChangeCursor.parse(third.cursor).fingerprint == ChangeCursor.parse(first.cursor).fingerprint
+    )
 
 
 def test_restart_with_the_stored_cursor_does_not_fire_again(

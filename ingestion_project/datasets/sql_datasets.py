@@ -1,0 +1,579 @@
+"""SQL query datasets, versioned by snapshot: each version is an immutable Parquet copy of a result.
+
+Azure ML cannot version a SQL dataset because rows change in place. Materializing one here streams
+the query result into Parquet parts under a fresh folder of the snapshot store and registers those
+parts, so a version keeps its rows however the tables change afterwards.
+
+The fingerprint is the sha256 of the result's Arrow IPC record batches, taken while streaming. It is
+the same for the same rows in the same order read with the same ``batch_size``, so a query needs an
+``ORDER BY`` on a unique key: without one the server may return rows in a different order each time
+and unchanged data would register a new version (the record then carries a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Generator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from ingestion_project.catalog.spec import DatasetSpec
+from ingestion_project.datasets.profile import _number, frame_schema
+from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
+from ingestion_project.datasets.versions import DatasetError, Registration
+from ingestion_project.datastores.base import DatastoreError, FileDatastore, FileInfo
+from ingestion_project.datastores.sql import SqlDatastore
+from ingestion_project.registry import Record, VersionRegistry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+BATCH_ROWS = 50_000
+PART_ROWS = 500_000
+DISTINCT_EXACT_LIMIT = 10_000
+_HLL_BITS = 14
+PROFILE_METHOD = (
+    "streamed over every row: nulls, min, max and mean exact; distinct exact up to "
+    f"{DISTINCT_EXACT_LIMIT} values per column, beyond that a HyperLogLog "
+    "estimate (typically within 2%)"
+)
+NO_ORDER_BY_WARNING = (
+    "the query has no top-level ORDER BY: the server may return rows in a different order on "
+    "every read, which changes the fingerprint and registers unchanged data as a new version. "
+    "Add an ORDER BY on a unique key."
+)
+
+
+def has_top_level_order_by(query: str) -> bool:
+    """Whether the outermost statement sorts its rows; ORDER BY in subqueries or OVER() is ignored.
+
+    Literals and comments are blanked and parentheses removed before looking, so text such as
+    ``'order by'`` or ``row_number() over (order by id)`` does not count.
+    """
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL)
+    text = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`", " x ", text)
+    previous = None
+    while previous != text:
+        previous, text = text, re.sub(r"\([^()]*\)", " x ", text)
+    return re.search(r"\border\s+by\b", text, flags=re.IGNORECASE) is not None
+
+
+def register_sql_dataset(
+    name: str,
+    spec: DatasetSpec,
+    sql_store: SqlDatastore,
+    registry: VersionRegistry,
+    snapshot_store: FileDatastore,
+    snapshot_store_name: str,
+    registry_prefix: str,
+    *,
+    run_id: str | None,
+    code_version: str,
+    batch_size: int = BATCH_ROWS,
+    part_rows: int = PART_ROWS,
+) -> Registration:
+    """Snapshot the query's result and register it, unless it equals the latest version's rows.
+
+    Memory stays bounded by one batch plus one compressed part; the result is never held whole, so
+    ``Registration.frame`` is None. Any failure leaves no version and deletes the parts written.
+    """
+    if spec.query is None:
+        raise DatasetError(f"dataset '{name}' has no 'query': register it as a file dataset.")
+    if batch_size <= 0 or part_rows <= 0:
+        raise DatasetError(
+            f"dataset '{name}': batch_size and part_rows must be positive "
+            f"(got {batch_size} and {part_rows})."
+        )
+    query, params = spec.query, dict(spec.params)
+    tables = _table_fingerprints(name, spec, sql_store)
+    folder = snapshot_prefix(registry_prefix, name, new_snapshot_token())
+    writer = _SnapshotWriter(name, snapshot_store, snapshot_store_name, folder, part_rows)
+    try:
+        writer.write(_query_batches(name, sql_store, query, params, batch_size))
+        typed = _typed_columns(name, spec, writer.column_names())
+        fingerprint = writer.fingerprint
+        latest = registry.latest(name)
+        if (
+            latest is not None
+            and latest["fingerprint"] == fingerprint
+            and _parts_intact(latest, snapshot_store, snapshot_store_name)
+        ):
+            for problem in writer.discard():
+                logger.warning("dataset '%s': unchanged snapshot left behind: %s", name, problem)
+            return Registration(record=latest, created=False, frame=None)
+        warnings = [] if has_top_level_order_by(query) else [NO_ORDER_BY_WARNING]
+
+        def build(version: int) -> Record:
+            return {
+                "dataset": name,
+                "version": version,
+                "fingerprint": fingerprint,
+                "kind": "tabular",
+                "mode": "snapshot",
+                "datastore": spec.datastore,
+                "manifest_store": snapshot_store_name,
+                "snapshot_prefix": folder,
+                "path": f"{folder}/*.parquet",
+                "format": "parquet",
+                "manifest": [info.to_dict() for info in writer.parts],
+                "query": query,
+                "params": params,
+                "tables": tables,
+                "load_options": {
+                    "header": True,
+                    "column_types": dict(spec.column_types),
+                    "partition_format": None,
+                    "path_column": None,
+                    "timestamp_column": spec.timestamp_column,
+                },
+                "schema": writer.schema(typed),
+                "row_count": writer.rows,
+                "bytes": sum(info.size for info in writer.parts),
+                "profile": writer.profile.rows(writer.dtypes(typed)),
+                "profile_method": PROFILE_METHOD,
+                "batch_size": batch_size,
+                "warnings": warnings,
+                "lineage": {"run_id": run_id, "code_version": code_version, "upstream": []},
+                "description": spec.description,
+                "tags": spec.tags,
+            }
+
+        record = registry.register(name, build)
+    except Exception as error:
+        for problem in writer.discard():
+            error.add_note(f"Could not delete a partial snapshot part: {problem}")
+        raise
+    return Registration(record=record, created=True, frame=None)
+
+
+def _typed_columns(name: str, spec: DatasetSpec, columns: list[str]) -> dict[str, str]:
+    """The dtypes loading applies (column_types, timestamp_column), checked against the result.
+
+    The snapshot keeps the rows as the server returned them; versions convert these columns when
+    loaded, as file datasets do, so the recorded schema says what loading gives.
+    """
+    typed = dict(spec.column_types)
+    if spec.timestamp_column:
+        typed.setdefault(spec.timestamp_column, "datetime64[ns]")
+    unknown = sorted(set(typed) - set(columns))
+    if unknown:
+        raise DatasetError(
+            f"dataset '{name}': 'column_types'/'timestamp_column' name columns the query does not "
+            f"return: {', '.join(unknown)} (it returns: {', '.join(columns)}). Fix the names in "
+            "the catalog or alias the columns in the query. Nothing was registered."
+        )
+    return typed
+
+
+def _parts_intact(record: Record, store: FileDatastore, store_name: str) -> bool:
+    """Whether a version's parts are still as registered; if not, unchanged rows are re-snapshot."""
+    if record.get("manifest_store") != store_name or not record.get("snapshot_prefix"):
+        return False
+    now = {info.path: info for info in store.list_files(f"{record['snapshot_prefix']}/**")}
+    for item in record.get("manifest", []):
+        current = now.get(str(item["path"]))
+        if current is None or (current.etag, current.size) != (item["etag"], item["size"]):
+            return False
+    return True
+
+
+def _table_fingerprints(name: str, spec: DatasetSpec, sql_store: SqlDatastore) -> dict[str, str]:
+    """Fingerprints of the declared tables, taken before the read: what the rows came from."""
+    fingerprints: dict[str, str] = {}
+    for entry in spec.tables:
+        schema, dot, table = entry.rpartition(".")
+        try:
+            fingerprints[entry] = sql_store.table_fingerprint(table, schema if dot else None)
+        except DatastoreError as error:
+            raise DatasetError(
+                f"dataset '{name}': could not fingerprint table '{entry}' listed in 'tables': "
+                f"{error} Check 'tables' in the catalog. Nothing was registered."
+            ) from error
+    return fingerprints
+
+
+def _query_batches(
+    name: str, sql_store: SqlDatastore, query: str, params: dict[str, Any], batch_size: int
+) -> Generator[pd.DataFrame, None, None]:
+    """The store's batches, with query and connection errors naming the dataset."""
+    try:
+        with closing(sql_store.iter_batches(query, params, batch_size)) as batches:
+            yield from batches
+    except DatastoreError as error:
+        raise DatasetError(
+            f"dataset '{name}': its query failed: {error} Nothing was registered."
+        ) from error
+
+
+class _SnapshotWriter:
+    """Turns a stream of frames into Parquet parts of ``part_rows`` rows, a fingerprint, a profile.
+
+    Each batch is converted to Arrow once and cast to the snapshot's schema. When a batch cannot be
+    cast (a column that was all NULL so far now has values, or integers turn fractional), the schema
+    widens and the parts already written are rewritten to it: all parts share one schema, so every
+    version loads with the same dtypes however its rows fell into batches.
+    """
+
+    def __init__(
+        self, dataset: str, store: FileDatastore, store_name: str, folder: str, part_rows: int
+    ) -> None:
+        self.dataset = dataset
+        self.store = store
+        self.store_name = store_name
+        self.folder = folder
+        self.part_rows = part_rows
+        self.parts: list[FileInfo] = []
+        self.rows = 0
+        self.profile = _StreamingProfile()
+        self._paths: list[str] = []
+        self._digest = hashlib.sha256()
+        self._schema: pa.Schema | None = None
+        self._sink: pa.BufferOutputStream | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_part = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self._digest.hexdigest()
+
+    def write(self, batches: Generator[pd.DataFrame, None, None]) -> None:
+        with closing(batches):
+            for frame in batches:
+                table = self._conform(self._to_arrow(frame))
+                for record_batch in table.to_batches():
+                    self._digest.update(record_batch.serialize())
+                self.profile.update(table)
+                self._append(table)
+                self.rows += table.num_rows
+        self._close_part()
+        if self.rows == 0:
+            raise DatasetError(
+                f"dataset '{self.dataset}': the query returned no rows, so there is nothing to "
+                "version. Check the query and its params, or wait for data to arrive."
+            )
+
+    def column_names(self) -> list[str]:
+        return [] if self._schema is None else list(self._schema.names)
+
+    def schema(self, typed: dict[str, str]) -> list[dict[str, str]]:
+        import pandas as pd
+
+        dtypes = self.dtypes(typed)
+        return frame_schema(pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes}))
+
+    def dtypes(self, typed: dict[str, str]) -> list[tuple[str, Any]]:
+        """The pandas dtype each column loads as: integers and booleans with NULLs change dtype.
+
+        Columns in ``typed`` are converted on load, so their declared dtype is what loading gives.
+        """
+        import pandas as pd
+        import pyarrow as pa
+
+        assert self._schema is not None
+        nulls = self.profile.null_counts()
+        result: list[tuple[str, Any]] = []
+        for item in self._schema:
+            if item.name in typed:
+                result.append((item.name, pd.Series(dtype=typed[item.name]).dtype))
+                continue
+            values = [None] if nulls.get(item.name) else []
+            frame = pa.table({item.name: pa.array(values, type=item.type)}).to_pandas()
+            result.append((item.name, frame[item.name].dtype))
+        return result
+
+    def discard(self) -> list[str]:
+        """Best-effort delete of every part this writer started; returns what was not deleted."""
+        problems = []
+        for path in self._paths:
+            try:
+                self.store.delete(path)
+            except (DatastoreError, OSError) as error:
+                problems.append(f"{path} in datastore '{self.store_name}' ({error})")
+        self._paths.clear()
+        return problems
+
+    def _to_arrow(self, frame: pd.DataFrame) -> pa.Table:
+        import pyarrow as pa
+
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        if duplicated:
+            raise DatasetError(
+                f"dataset '{self.dataset}': the query returns several columns named "
+                f"{', '.join(duplicated)}. Give each one its own alias (AS ...) in the query."
+            )
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+            detail = " ".join(str(error).split())[:300]
+            raise DatasetError(
+                f"dataset '{self.dataset}': a query column cannot be stored in Parquet ({detail}). "
+                "Cast it to a plain type in the query, e.g. CAST(column AS text)."
+            ) from None
+        return table.replace_schema_metadata(None)
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        if self._schema is None:
+            self._adopt(table.schema)
+            return table
+        if table.schema == self._schema:
+            return table
+        try:
+            return table.cast(self._schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
+        try:
+            widened = pa.unify_schemas([self._schema, table.schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise DatasetError(
+                f"dataset '{self.dataset}': a query column changes type between rows "
+                f"({' '.join(str(error).split())[:300]}). Cast it to one type in the query."
+            ) from None
+        self._close_part()
+        self._adopt(widened)
+        self._rewrite_parts()
+        return table.cast(widened)
+
+    def _adopt(self, schema: pa.Schema) -> None:
+        self._schema = schema
+        self._digest.update(schema.serialize())
+
+    def _append(self, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                assert self._schema is not None
+                self._sink = pa.BufferOutputStream()
+                self._writer = pq.ParquetWriter(self._sink, self._schema)
+            piece = table.slice(offset, self.part_rows - self._rows_in_part)
+            self._writer.write_table(piece)
+            self._rows_in_part += piece.num_rows
+            offset += piece.num_rows
+            if self._rows_in_part >= self.part_rows:
+                self._close_part()
+
+    def _close_part(self) -> None:
+        if self._writer is None or self._sink is None:
+            return
+        self._writer.close()
+        data = self._sink.getvalue().to_pybytes()
+        self._writer, self._sink, self._rows_in_part = None, None, 0
+        path = f"{self.folder}/part-{len(self._paths):05d}.parquet"
+        self._paths.append(path)
+        self.parts.append(self._store_part(path, data, overwrite=False))
+
+    def _rewrite_parts(self) -> None:
+        """Cast the parts written so far to the widened schema, one part in memory at a time."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for index, info in enumerate(self.parts):
+            try:
+                data = self.store.read_bytes(info.path)
+            except (DatastoreError, OSError) as error:
+                raise self._store_error(info.path, "read back", error) from error
+            table = pq.read_table(pa.BufferReader(data)).cast(self._schema)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            self.parts[index] = self._store_part(
+                info.path, sink.getvalue().to_pybytes(), overwrite=True
+            )
+
+    def _store_part(self, path: str, data: bytes, *, overwrite: bool) -> FileInfo:
+        try:
+            self.store.write_bytes(path, data, overwrite=overwrite)
+            return self.store.stat(path)
+        except (DatastoreError, OSError) as error:
+            raise self._store_error(path, "write", error) from error
+
+    def _store_error(self, path: str, verb: str, error: Exception) -> DatasetError:
+        return DatasetError(
+            f"dataset '{self.dataset}': could not {verb} snapshot part '{path}' in datastore "
+            f"'{self.store_name}': {error} Nothing was registered; check the datastore and "
+            "materialize again."
+        )
+
+
+class _DistinctCounter:
+    """Distinct values of one column from their 64-bit hashes, in bounded memory.
+
+    Exact up to ``DISTINCT_EXACT_LIMIT`` values (a sorted array of hashes); beyond that a
+    HyperLogLog sketch of 2**14 one-byte registers (16 KiB) estimates it, typically within 2%.
+    """
+
+    def __init__(self) -> None:
+        self._exact: np.ndarray | None = None
+        self._registers: np.ndarray | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self._registers is None
+
+    def add(self, hashes: np.ndarray) -> None:
+        import numpy as np
+
+        if self._registers is not None:
+            self._sketch(hashes)
+            return
+        merged = np.unique(hashes) if self._exact is None else np.union1d(self._exact, hashes)
+        if len(merged) <= DISTINCT_EXACT_LIMIT:
+            self._exact = merged
+            return
+        self._exact, self._registers = None, np.zeros(1 << _HLL_BITS, dtype=np.uint8)
+        self._sketch(merged)
+
+    def count(self) -> int:
+        import numpy as np
+
+        if self._registers is None:
+            return 0 if self._exact is None else len(self._exact)
+        size = len(self._registers)
+        alpha = 0.7213 / (1 + 1.079 / size)
+        estimate = alpha * size * size / float(np.sum(np.exp2(-self._registers.astype(float))))
+        empty = int(np.count_nonzero(self._registers == 0))
+        if estimate <= 2.5 * size and empty:
+            estimate = size * math.log(size / empty)
+        return round(estimate)
+
+    def _sketch(self, hashes: np.ndarray) -> None:
+        import numpy as np
+
+        assert self._registers is not None
+        values = hashes.astype(np.uint64, copy=False)
+        index = (values >> np.uint64(64 - _HLL_BITS)).astype(np.intp)
+        # The rank is 1 + the leading zeros of the remaining bits; the guard bit bounds it.
+        rest = (values << np.uint64(_HLL_BITS)) | np.uint64(1 << (_HLL_BITS - 1))
+        rank = np.clip(64 - np.floor(np.log2(rest.astype(np.float64))), 1, 64 - _HLL_BITS + 1)
+        np.maximum.at(self._registers, index, rank.astype(np.uint8))
+
+
+@dataclass
+class _ColumnStats:
+    """Running statistics of one column; min and max are Python values of the column's type."""
+
+    nulls: int = 0
+    count: int = 0
+    total: float = 0.0
+    numeric: bool = False
+    minimum: Any = None
+    maximum: Any = None
+    seen: bool = False
+    distinct: _DistinctCounter = field(default_factory=lambda: _DistinctCounter())
+    distinct_known: bool = True
+
+    def update(self, column: pa.ChunkedArray) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.nulls += column.null_count
+        present = len(column) - column.null_count
+        if not present:
+            return
+        self.count += present
+        kind = column.type
+        self.numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if self.numeric:
+            total = pc.call_function("sum", [column.cast(pa.float64())])
+            self.total += float(total.as_py() or 0.0)
+        try:
+            bounds = pc.call_function("min_max", [column])
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            bounds = None
+        if bounds is not None:
+            self._widen(bounds["min"].as_py(), bounds["max"].as_py())
+        self._count_distinct(column)
+
+    def _widen(self, low: Any, high: Any) -> None:
+        if low is None:
+            return
+        if not self.seen:
+            self.minimum, self.maximum, self.seen = low, high, True
+            return
+        try:
+            self.minimum = min(self.minimum, low)
+            self.maximum = max(self.maximum, high)
+        except TypeError:
+            self.minimum = min(str(self.minimum), str(low))
+            self.maximum = max(str(self.maximum), str(high))
+
+    def _count_distinct(self, column: pa.ChunkedArray) -> None:
+        """Nested columns (JSON objects, arrays) cannot be hashed by Arrow: their count is None."""
+        import pyarrow as pa
+        from pandas.util import hash_array
+
+        if not self.distinct_known:
+            return
+        if isinstance(column.type, pa.BaseExtensionType):  # e.g. UUIDs: count their storage
+            column = pa.chunked_array(
+                [chunk.storage for chunk in column.chunks], type=column.type.storage_type
+            )
+        try:
+            uniques = column.unique().drop_null().to_numpy(zero_copy_only=False)
+            hashes = cast("np.ndarray", hash_array(uniques))
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            self.distinct_known = False
+            return
+        self.distinct.add(hashes)
+
+    def row(self, column: str, dtype: Any) -> dict[str, Any]:
+        """The same fields frame_profile gives, so SQL and file versions read alike."""
+        row: dict[str, Any] = {
+            "column": column,
+            "type": str(dtype),
+            "nulls": self.nulls,
+            "distinct": self.distinct.count() if self.distinct_known else None,
+            "min": None,
+            "max": None,
+            "mean": None,
+        }
+        if self.seen and self.numeric and str(dtype) not in ("bool", "object"):
+            row["min"], row["max"] = _number(self.minimum), _number(self.maximum)
+            row["mean"] = _number(self.total / self.count) if self.count else None
+        elif self.seen:
+            row["min"], row["max"] = _text(self.minimum, dtype), _text(self.maximum, dtype)
+        return row
+
+
+def _text(value: Any, dtype: Any) -> str:
+    """How pandas shows a value as text (what frame_profile compares for non-numeric columns).
+
+    A time zone-aware time loaded as naive ``datetime64[ns]`` is shown in UTC, as loading does.
+    """
+    import pandas as pd
+
+    if hasattr(value, "isoformat") and hasattr(value, "hour"):
+        stamp = pd.Timestamp(value)
+        if stamp.tzinfo is not None and str(dtype) == "datetime64[ns]":
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        return str(stamp)
+    return str(value)
+
+
+class _StreamingProfile:
+    """Per-column statistics accumulated batch by batch; never more than one batch in memory."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, _ColumnStats] = {}
+
+    def update(self, table: pa.Table) -> None:
+        for name in table.column_names:
+            self._columns.setdefault(name, _ColumnStats()).update(table.column(name))
+
+    def null_counts(self) -> dict[str, int]:
+        return {name: stats.nulls for name, stats in self._columns.items()}
+
+    def rows(self, dtypes: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        return [self._columns[name].row(name, dtype) for name, dtype in dtypes]
