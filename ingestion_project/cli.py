@@ -117,7 +117,8 @@ def _summary(report: object, home: Path) -> None:
         files = _count(len(latest["manifest"]), "file")
         click.echo(
             f"  dataset {name}: {len(versions)} versions; latest v{latest['version']} has "
-            f"{latest['row_count']:,} rows in {files}."
+            + (f"{latest['row_count']:,} rows in " if "row_count" in latest else "")
+            + f"{files}."
         )
     champion = models.champion("bikeshare_demand")
     for record in models.versions.all("bikeshare_demand"):

@@ -19,6 +19,7 @@ from ingestion_project.training.assets import (
 from ingestion_project.triggers.data_change import build_data_change_sensor
 from ingestion_project.triggers.drift_retrain import build_retrain_sensor
 from ingestion_project.triggers.schedules import build_dataset_schedule
+from ingestion_project.triggers.sql_change import build_sql_change_sensor
 
 
 def refresh_job_name(dataset: str) -> str:
@@ -36,8 +37,6 @@ def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     for name, dataset in catalog.datasets.items():
-        if dataset.path is None:
-            continue
         assets.append(build_dataset_asset(name, dataset, catalog.registry))
         checks.extend(build_dataset_checks(name, dataset, catalog.registry))
     for name, model in catalog.models.items():
@@ -48,8 +47,6 @@ def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
 
     jobs, sensors, schedules = [], [], []
     for name, dataset in catalog.datasets.items():
-        if dataset.path is None:
-            continue
         job = dg.define_asset_job(
             refresh_job_name(name),
             selection=dg.AssetSelection.assets(*refresh_selection(catalog, name)),
@@ -58,7 +55,10 @@ def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
         )
         jobs.append(job)
         if isinstance(dataset.trigger, DataChangeTrigger):
-            sensors.append(build_data_change_sensor(name, dataset, job.name))
+            build_sensor = (
+                build_sql_change_sensor if dataset.query is not None else build_data_change_sensor
+            )
+            sensors.append(build_sensor(name, dataset, job.name))
         elif isinstance(dataset.trigger, CronTrigger):
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     for name, model in catalog.models.items():

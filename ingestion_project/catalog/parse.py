@@ -443,15 +443,7 @@ def _cross_check(spec: CatalogSpec, broken: dict[str, set[str]]) -> list[Catalog
                     "Use 'path:' with a glob, or point 'datastore:' at a SQL datastore",
                 )
             )
-        else:
-            problems.append(
-                CatalogProblem(
-                    f"{where}.query",
-                    "SQL query datasets are not available in this version yet",
-                    "Declare a file dataset with 'path:'; SQL datastores can already be "
-                    "queried from Python (read_sql, iter_batches)",
-                )
-            )
+
     for name, model in spec.models.items():
         where = f"models.{name}"
         problems.extend(_dataset_ref(spec, f"{where}.train_on", model.train_on, broken))

@@ -374,6 +374,18 @@ class DatasetSpec(SpecModel):
             raise ValueError("'params' and 'tables' belong to SQL datasets (with 'query')")
         if self.kind == "file" and self.checks:
             raise ValueError("checks need a tabular dataset; a file dataset has no columns")
+        if self.partition_format:
+            from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
+
+            try:
+                placeholders = PartitionFormat(self.partition_format).columns
+            except PartitionFormatError as error:
+                raise ValueError(str(error)) from None
+            if self.path_column in placeholders:
+                raise ValueError(
+                    f"path_column '{self.path_column}' is also a placeholder in "
+                    "'partition_format'; rename one"
+                )
         return self
 
     @property

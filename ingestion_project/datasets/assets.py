@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
+from ingestion_project.datasets.sql_datasets import register_sql_dataset
 from ingestion_project.datasets.versions import (
     Registration,
     dataset_registry,
@@ -12,39 +13,78 @@ from ingestion_project.datasets.versions import (
     version_summary,
 )
 from ingestion_project.metadata import column_schema, markdown_table
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.registry import Record, VersionRegistry
 
 VERSIONS_SHOWN = 10
+FILES_SHOWN = 20
 
 
 def build_dataset_asset(
     name: str, spec: DatasetSpec, registry_spec: RegistrySpec
 ) -> dg.AssetsDefinition:
     code_version = spec.fingerprint()
+    mode = spec.effective_mode
+    # Snapshots are copied into the registry's datastore, so the asset needs it in both modes.
+    stores = {spec.datastore, registry_spec.datastore}
+    if spec.query is not None:
+        kinds = {"sql", "parquet"}
+    else:
+        kinds = {"pandas", spec.file_format} if spec.kind == "tabular" else {"files"}
 
     @dg.asset(
         name=name,
         group_name="datasets",
-        description=spec.description or f"Dataset '{name}': {spec.path} in {spec.datastore}.",
+        description=spec.description
+        or f"Dataset '{name}': {spec.path or 'a SQL query'} in {spec.datastore}.",
         code_version=code_version,
-        required_resource_keys={spec.datastore, registry_spec.datastore},
-        kinds={"pandas", spec.file_format},
+        required_resource_keys=stores,
+        kinds=kinds,
         tags={key: value for key, value in spec.tags.items()},
-        metadata={"datastore": spec.datastore, "path": spec.path or "", "mode": "reference"},
+        metadata={
+            "datastore": spec.datastore,
+            "path": spec.path or "",
+            "query": spec.query or "",
+            "kind": spec.kind,
+            "mode": mode,
+        },
     )
     def dataset_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         store = getattr(context.resources, spec.datastore)
-        registry = dataset_registry(
-            getattr(context.resources, registry_spec.datastore), registry_spec.prefix
-        )
-        outcome = register_file_dataset(
-            name, spec, store, registry, run_id=context.run.run_id, code_version=code_version
-        )
+        registry_store = getattr(context.resources, registry_spec.datastore)
+        registry = dataset_registry(registry_store, registry_spec.prefix)
+        if spec.query is not None:
+            outcome = register_sql_dataset(
+                name,
+                spec,
+                store,
+                registry,
+                registry_store,
+                registry_spec.datastore,
+                registry_spec.prefix,
+                run_id=context.run.run_id,
+                code_version=code_version,
+            )
+            for warning in outcome.record.get("warnings") or []:
+                context.log.warning(f"dataset '{name}': {warning}")
+        else:
+            outcome = register_file_dataset(
+                name,
+                spec,
+                store,
+                registry,
+                run_id=context.run.run_id,
+                code_version=code_version,
+                snapshot_store=registry_store if mode == "snapshot" else None,
+                snapshot_store_name=registry_spec.datastore if mode == "snapshot" else None,
+                upstream=[],
+            )
         record = outcome.record
         if outcome.created:
+            rows = f", {record['row_count']} rows" if "row_count" in record else ""
+            copied = f" (snapshot in '{record['manifest_store']}')" if mode == "snapshot" else ""
             context.log.info(
                 f"Registered {name} version {record['version']}: {len(record['manifest'])} "
-                f"files, {record['row_count']} rows."
+                f"files{rows}{copied}."
             )
         else:
             context.log.info(f"{name} is unchanged: still version {record['version']}.")
@@ -57,17 +97,47 @@ def build_dataset_asset(
 
 
 def dataset_metadata(outcome: Registration, registry: VersionRegistry) -> dict[str, Any]:
+    """What the UI shows: the version, its files, and for tables their schema and profile."""
     record = outcome.record
     history = [version_summary(item) for item in registry.all(record["dataset"])]
-    return {
+    metadata: dict[str, Any] = {
         "version": record["version"],
         "new_version": outcome.created,
+        "kind": record.get("kind", "tabular"),
+        "mode": record.get("mode", "reference"),
         "fingerprint": record["fingerprint"],
         "files": len(record["manifest"]),
         "bytes": record.get("bytes", 0),
-        "dagster/row_count": record["row_count"],
-        "dagster/column_schema": column_schema(record["schema"]),
-        "profile": dg.MetadataValue.md(markdown_table(record["profile"])),
+        "file_list": dg.MetadataValue.md(files_table(record)),
         "versions": dg.MetadataValue.md(markdown_table(history[-VERSIONS_SHOWN:][::-1])),
         "registered_by_run": (record.get("lineage") or {}).get("run_id") or "",
+        "upstream": dg.MetadataValue.json((record.get("lineage") or {}).get("upstream") or []),
     }
+    if record.get("query") is not None:
+        metadata["query"] = dg.MetadataValue.md(f"```sql\n{record['query']}\n```")
+        metadata["tables"] = dg.MetadataValue.json(record.get("tables") or {})
+    if record.get("warnings"):
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in record["warnings"]))
+    if record.get("mode") == "snapshot":
+        metadata["snapshot_datastore"] = record.get("manifest_store", "")
+        metadata["snapshot_prefix"] = record.get("snapshot_prefix", "")
+    if "row_count" in record:
+        metadata["dagster/row_count"] = record["row_count"]
+    if "schema" in record:
+        metadata["dagster/column_schema"] = column_schema(record["schema"])
+    if "profile" in record:
+        metadata["profile"] = dg.MetadataValue.md(markdown_table(record["profile"]))
+    return metadata
+
+
+def files_table(record: Record) -> str:
+    """The first files of a version (their original paths, for snapshots) as a markdown table."""
+    listed = record.get("source_manifest") or record["manifest"]
+    rows = [
+        {"path": item["path"], "bytes": item["size"], "modified": item["modified"]}
+        for item in listed[:FILES_SHOWN]
+    ]
+    table = markdown_table(rows)
+    if len(listed) > FILES_SHOWN:
+        table += f"\n\n_{len(listed) - FILES_SHOWN} more files not shown._"
+    return table

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ingestion_project.datastores.base import FileInfo
 
@@ -14,3 +16,13 @@ def listing_fingerprint(files: Iterable[FileInfo]) -> str:
     for info in sorted(files, key=lambda item: item.path):
         digest.update(f"{info.path}\t{info.size}\t{info.etag}\n".encode())
     return digest.hexdigest()
+
+
+def version_fingerprint(listing: str, settings: Mapping[str, Any]) -> str:
+    """A version's identity: its files plus how they are read (kind, mode, format, options).
+
+    Changing how the same files are read (column types, a partition format, snapshot mode) must
+    give a new version, or loading the latest would silently ignore the new declaration.
+    """
+    payload = json.dumps({"listing": listing, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()

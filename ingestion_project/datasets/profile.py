@@ -30,6 +30,9 @@ def frame_profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
             row["min"] = _number(column.min())
             row["max"] = _number(column.max())
             row["mean"] = _number(column.mean())
+        elif pd.api.types.is_datetime64_any_dtype(column) and bool(column.notna().any()):
+            # Compared as times, not formatted first: formatting millions of them is slow.
+            row["min"], row["max"] = str(column.min()), str(column.max())
         elif len(column.dropna()):
             values = column.dropna().astype(str)
             row["min"], row["max"] = values.min(), values.max()

@@ -1,19 +1,43 @@
-"""Register and read dataset versions: reference mode pins the exact files and their ETags."""
+"""Register and read dataset versions.
+
+``reference`` mode pins the exact files and their ETags; ``snapshot`` mode copies them into the
+registry's store first, so editing or deleting the originals can never change a version. A
+version record carries ``manifest`` (the files to read, as FileInfo dicts), ``manifest_store``
+(the datastore holding them), ``format``, ``read_options`` and ``load_options`` (how to read
+them, so a version always loads as it was registered), and ``lineage``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec
-from ingestion_project.datasets.fingerprint import listing_fingerprint
-from ingestion_project.datasets.formats import MalformedFileError, read_table
+from ingestion_project.datasets.fingerprint import listing_fingerprint, version_fingerprint
+from ingestion_project.datasets.formats import (
+    TEXT_TYPES,
+    MalformedFileError,
+    ReadSettings,
+    apply_column_types,
+    iter_table_batches,
+    read_table,
+)
+from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.profile import frame_profile, frame_schema
+from ingestion_project.datasets.snapshot import (
+    discard_copies,
+    new_snapshot_token,
+    snapshot_files,
+    snapshot_prefix,
+)
 from ingestion_project.datastores.base import FileDatastore, FileInfo
 from ingestion_project.registry import Record, VersionRegistry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class DatasetError(Exception):
@@ -24,9 +48,16 @@ class DatasetVersionChangedError(DatasetError):
     """The files a version pins have changed since it was registered."""
 
 
+class SnapshotChangedError(DatasetVersionChangedError):
+    """A snapshot's own copies were edited or deleted: something outside the platform did it."""
+
+
 @dataclass(frozen=True)
 class Registration:
-    """Outcome of materializing a dataset: the version, and whether it is new."""
+    """Outcome of materializing a dataset: the version, and whether it is new.
+
+    ``frame`` is the data just read for a new tabular version; None otherwise.
+    """
 
     record: Record
     created: bool
@@ -57,91 +88,295 @@ def register_file_dataset(
     *,
     run_id: str | None,
     code_version: str,
+    snapshot_store: FileDatastore | None = None,
+    snapshot_store_name: str | None = None,
+    upstream: list[dict[str, Any]] | None = None,
 ) -> Registration:
-    """Register a new version if the listing changed; unchanged data gives no new version."""
+    """Register a new version if the files or the way they are read changed; else return latest.
+
+    Tabular datasets are read once to record schema, profile and row count; ``kind: file``
+    datasets are only listed. ``mode: snapshot`` first copies every file (streaming) under a
+    fresh :func:`snapshot_prefix` folder of ``snapshot_store`` (default: the registry's store),
+    whose catalog name ``snapshot_store_name`` is recorded as the version's ``manifest_store``.
+    A failure before the record is written registers nothing; see ``datasets.snapshot`` for
+    the copies it may leave behind.
+    """
+    settings = ReadSettings.from_spec(spec)
     files = list_dataset_files(name, spec, store)
-    fingerprint = listing_fingerprint(files)
+    partitions = partition_format(name, settings)
+    if partitions is not None:
+        _check_partitions(name, spec.datastore, partitions, [info.path for info in files])
+    mode = spec.effective_mode
+    target, target_name = store, spec.datastore
+    if mode == "snapshot":
+        target, target_name = _snapshot_target(name, registry, snapshot_store, snapshot_store_name)
+    listing = listing_fingerprint(files)
+    fingerprint = version_fingerprint(
+        listing,
+        {
+            "kind": spec.kind,
+            "mode": mode,
+            "manifest_store": target_name,
+            "format": settings.file_format,
+            **settings.read_options(),
+            **settings.load_options(),
+        },
+    )
     latest = registry.latest(name)
     if latest is not None and latest["fingerprint"] == fingerprint:
-        return Registration(record=latest, created=False, frame=None)
+        if mode == "reference" or not changed_files(latest, target):
+            return Registration(record=latest, created=False, frame=None)
 
-    frame = read_files(name, spec, store, files)
-    after = store.list_files(spec.path or "")
-    if listing_fingerprint(after) != fingerprint:
+    record: Record = {
+        "dataset": name,
+        "fingerprint": fingerprint,
+        "listing_fingerprint": listing,
+        "kind": spec.kind,
+        "mode": mode,
+        "datastore": spec.datastore,
+        "manifest_store": target_name,
+        "path": spec.path,
+        "format": settings.file_format,
+        "read_options": settings.read_options(),
+        "load_options": settings.load_options(),
+        "lineage": {"run_id": run_id, "code_version": code_version, "upstream": upstream or []},
+        "description": spec.description,
+        "tags": spec.tags,
+    }
+    if mode == "reference":
+        frame = _read_pinned(name, spec, settings, store, record, files)
+        return _register(registry, record, files, frame)
+    folder = snapshot_prefix(registry.prefix, name, new_snapshot_token())
+    copies = snapshot_files(name, files, store, target, folder)
+    try:
+        _require_unchanged(name, spec, store, listing, "copied")
+        record.update(snapshot_prefix=folder, source_manifest=[info.to_dict() for info in files])
+        frame = None
+        if spec.kind == "tabular":
+            logical = [info.path for info in files]
+            frame = _read_frame(name, settings, target, copies, logical, _where(record, target))
+        racer = registry.latest(name)
+    except BaseException as error:
+        discard_copies(target, [copy.path for copy in copies], error)
+        raise
+    seen = latest["version"] if latest is not None else 0
+    if racer is not None and racer["version"] != seen and racer["fingerprint"] == fingerprint:
+        # Another run snapshotted the same files meanwhile: keep its version, drop our copies.
+        discard_copies(target, [copy.path for copy in copies])
+        return Registration(record=racer, created=False, frame=None)
+    # Copies are never deleted once the record write starts: a write that timed out may still
+    # have landed, and a version must never lose its copies. A failure here leaves orphans.
+    return _register(registry, record, copies, frame)
+
+
+def _read_pinned(
+    name: str,
+    spec: DatasetSpec,
+    settings: ReadSettings,
+    store: FileDatastore,
+    record: Record,
+    files: list[FileInfo],
+) -> pd.DataFrame | None:
+    """Read reference files in place, then make sure none changed while they were read."""
+    if spec.kind != "tabular":
+        return None
+    logical = [info.path for info in files]
+    frame = _read_frame(name, settings, store, files, logical, _where(record, store))
+    _require_unchanged(name, spec, store, listing_fingerprint(files), "read")
+    return frame
+
+
+def _register(
+    registry: VersionRegistry, record: Record, files: list[FileInfo], frame: pd.DataFrame | None
+) -> Registration:
+    record = {
+        **record,
+        "manifest": [info.to_dict() for info in files],
+        "bytes": sum(info.size for info in files),
+    }
+    if frame is not None:
+        record.update(
+            schema=frame_schema(frame), row_count=len(frame), profile=frame_profile(frame)
+        )
+    stored = registry.register(record["dataset"], lambda version: {**record, "version": version})
+    return Registration(record=stored, created=True, frame=frame)
+
+
+def _snapshot_target(
+    name: str, registry: VersionRegistry, store: FileDatastore | None, store_name: str | None
+) -> tuple[FileDatastore, str]:
+    if store_name is None:
         raise DatasetError(
-            f"dataset '{name}': files under '{spec.path}' changed while they were being read. "
-            "Nothing was registered; run the materialization again."
+            f"dataset '{name}' is 'mode: snapshot' but no snapshot datastore was named: pass "
+            "snapshot_store_name (the registry's datastore) so versions can find their copies."
+        )
+    return store or registry.store, store_name
+
+
+def _require_unchanged(
+    name: str, spec: DatasetSpec, store: FileDatastore, listing: str, action: str
+) -> None:
+    if listing_fingerprint(store.list_files(spec.path or "")) != listing:
+        raise DatasetError(
+            f"dataset '{name}': files under '{spec.path}' in datastore '{spec.datastore}' "
+            f"changed while they were being {action}. Nothing was registered; run the "
+            "materialization again."
         )
 
-    def build(version: int) -> Record:
-        return {
-            "dataset": name,
-            "version": version,
-            "fingerprint": fingerprint,
-            "mode": "reference",
-            "datastore": spec.datastore,
-            "manifest_store": spec.datastore,
-            "path": spec.path,
-            "format": spec.file_format,
-            "read_options": {"separator": spec.separator, "encoding": spec.encoding},
-            "manifest": [info.to_dict() for info in files],
-            "schema": frame_schema(frame),
-            "row_count": len(frame),
-            "bytes": sum(info.size for info in files),
-            "profile": frame_profile(frame),
-            "lineage": {"run_id": run_id, "code_version": code_version, "upstream": []},
-            "description": spec.description,
-            "tags": spec.tags,
-        }
 
-    record = registry.register(name, build)
-    return Registration(record=record, created=True, frame=frame)
+def partition_format(name: str, settings: ReadSettings) -> PartitionFormat | None:
+    """The compiled partition format, or None; a malformed one names the dataset."""
+    if not settings.partition_format:
+        return None
+    try:
+        compiled = PartitionFormat(settings.partition_format)
+    except PartitionFormatError as error:
+        raise DatasetError(f"dataset '{name}': {error}. Fix 'partition_format'.") from None
+    if settings.path_column and settings.path_column in compiled.columns:
+        raise DatasetError(
+            f"dataset '{name}': path_column '{settings.path_column}' is also a placeholder in "
+            f"partition_format '{settings.partition_format}'. Rename one of them."
+        )
+    return compiled
+
+
+def _check_partitions(
+    name: str, datastore: str, partitions: PartitionFormat, paths: Iterable[str]
+) -> None:
+    """Every file must match the partition format, checked from the listing before any read."""
+    for path in paths:
+        try:
+            values = partitions.values(path)
+        except PartitionFormatError as error:
+            raise DatasetError(
+                f"dataset '{name}', datastore '{datastore}': {error}. Fix or move the file."
+            ) from None
+        if values is None:
+            raise DatasetError(
+                f"dataset '{name}', datastore '{datastore}': '{path}' does not match "
+                f"partition_format '{partitions.text}'. Move the file, narrow 'path' so it is "
+                "not listed, or fix 'partition_format'."
+            )
 
 
 def read_files(
     name: str, spec: DatasetSpec, store: FileDatastore, files: list[FileInfo]
 ) -> pd.DataFrame:
+    """Read files in place as the spec declares (one frame; columns checked to agree)."""
+    settings = ReadSettings.from_spec(spec)
+    where = f"datastore '{spec.datastore}' ({store.describe()})"
+    return _read_frame(name, settings, store, files, [info.path for info in files], where)
+
+
+def _read_frame(
+    name: str,
+    settings: ReadSettings,
+    store: FileDatastore,
+    files: list[FileInfo],
+    logical: list[str],
+    where: str,
+) -> pd.DataFrame:
+    partitions = partition_format(name, settings)
+    added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
+    # Only text types need the exact text ('007'); pyarrow's own parse is faster for the rest.
+    text_columns = (
+        frozenset(column for column, kind in settings.column_types.items() if kind in TEXT_TYPES)
+        - added
+    )
     frames = []
-    for info in files:
-        with store.open_read(info.path) as stream:
-            try:
+    for info, path in zip(files, logical, strict=True):
+        try:
+            with store.open_read(info.path) as stream:
                 frame = read_table(
                     stream,
-                    file_format=spec.file_format,
-                    path=info.path,
-                    separator=spec.separator,
-                    encoding=spec.encoding,
+                    file_format=settings.file_format,
+                    path=path,
+                    separator=settings.separator,
+                    encoding=settings.encoding,
+                    header=settings.header,
+                    text_columns=text_columns,
                 )
-            except MalformedFileError as error:
-                raise MalformedFileError(
-                    f"dataset '{name}', datastore '{spec.datastore}' ({store.describe()}): {error}"
-                ) from None
+            frame = _with_path_columns(frame, path, partitions, settings.path_column)
+            frame = _typed(name, frame, settings, path, first_row=1)
+        except MalformedFileError as error:
+            raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
         frames.append(frame)
-    _check_same_columns(name, files, frames)
+    _check_same_columns(name, logical, frames)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if spec.timestamp_column:
-        if spec.timestamp_column not in frame.columns:
-            raise DatasetError(
-                f"dataset '{name}': timestamp_column '{spec.timestamp_column}' is not a column "
-                f"(columns: {', '.join(map(str, frame.columns))}). Fix 'timestamp_column'."
-            )
-        frame[spec.timestamp_column] = pd.to_datetime(frame[spec.timestamp_column])
-        frame = frame.sort_values(spec.timestamp_column, kind="stable", ignore_index=True)
+    for column, declared in settings.column_types.items():
+        if declared == "category" and not isinstance(frame[column].dtype, pd.CategoricalDtype):
+            # Files with different categories concatenate to object: categorize the whole.
+            frame[column] = frame[column].astype("category")
+    if settings.timestamp_column:
+        frame = frame.sort_values(settings.timestamp_column, kind="stable", ignore_index=True)
     return frame
 
 
-def _check_same_columns(name: str, files: list[FileInfo], frames: list[pd.DataFrame]) -> None:
+def _typed(
+    name: str, frame: pd.DataFrame, settings: ReadSettings, path: str, first_row: int
+) -> pd.DataFrame:
+    """Apply declared column types and parse the timestamp column, naming file and row."""
+    column = settings.timestamp_column
+    if column and column not in frame.columns:
+        raise DatasetError(
+            f"dataset '{name}': timestamp_column '{column}' is not a column of '{path}' "
+            f"(columns: {', '.join(map(str, frame.columns))}). Fix 'timestamp_column'."
+        )
+    return apply_column_types(frame, settings.typed_columns(), path=path, first_row=first_row)
+
+
+def _with_path_columns(
+    frame: pd.DataFrame,
+    path: str,
+    partitions: PartitionFormat | None,
+    path_column: str | None,
+) -> pd.DataFrame:
+    """Add the columns a file's path encodes: partition values, and the path itself."""
+    values: dict[str, Any] = {}
+    if partitions is not None:
+        try:
+            found = partitions.values(path)
+        except PartitionFormatError as error:
+            raise MalformedFileError(str(error)) from None
+        if found is None:
+            raise MalformedFileError(
+                f"'{path}' does not match partition_format '{partitions.text}'"
+            )
+        values.update(found)
+    if path_column:
+        values[path_column] = path
+    clash = [column for column in values if column in frame.columns]
+    if clash:
+        raise MalformedFileError(
+            f"'{path}' already has a column {clash[0]!r}, which partition_format or path_column "
+            "would add. Rename the placeholder or path_column."
+        )
+    for column, value in values.items():
+        if isinstance(value, str):
+            frame[column] = pd.Series([value] * len(frame), index=frame.index, dtype=object)
+        else:
+            frame[column] = pd.Series(
+                [value] * len(frame), index=frame.index, dtype="datetime64[ns]"
+            )
+    return frame
+
+
+def _check_same_columns(name: str, paths: list[str], frames: list[pd.DataFrame]) -> None:
     """A schema change between files is reported, not silently turned into NaN columns."""
     expected = list(frames[0].columns)
-    for info, frame in zip(files[1:], frames[1:], strict=True):
+    for path, frame in zip(paths[1:], frames[1:], strict=True):
         if list(frame.columns) != expected:
-            missing = sorted(set(expected) - set(frame.columns))
-            added = sorted(set(frame.columns) - set(expected))
-            raise DatasetError(
-                f"dataset '{name}': '{info.path}' has different columns than '{files[0].path}' "
-                f"(missing: {missing or 'none'}, extra: {added or 'none'}). Fix the file or "
-                "split the dataset; nothing was registered."
-            )
+            raise DatasetError(_columns_differ(name, path, paths[0], list(frame.columns), expected))
+
+
+def _columns_differ(name: str, path: str, first: str, found: list[Any], expected: list[Any]) -> str:
+    missing = sorted(set(expected) - set(found))
+    added = sorted(set(found) - set(expected))
+    return (
+        f"dataset '{name}': '{path}' has different columns than '{first}' "
+        f"(missing: {missing or 'none'}, extra: {added or 'none'}). Fix the file or "
+        "split the dataset; nothing was registered."
+    )
 
 
 StoreOrStores = FileDatastore | Mapping[str, FileDatastore]
@@ -152,49 +387,262 @@ def manifest_store(record: Record, stores: StoreOrStores) -> FileDatastore:
 
     Callers with a single store pass it; callers with several pass a name -> store mapping.
     """
-    if isinstance(stores, FileDatastore):
-        return stores
     name = record.get("manifest_store", record["datastore"])
+    if isinstance(stores, FileDatastore):
+        given = stores.store_name
+        if record.get("mode") == "snapshot" and given not in (name, type(stores).__name__):
+            raise DatasetError(
+                f"dataset '{record['dataset']}' version {record['version']} is a snapshot kept "
+                f"in datastore '{name}', but datastore '{given}' was given. Pass "
+                f"datastore '{name}' (the registry's), or a mapping of datastore names."
+            )
+        return stores
     try:
-        return stores[name]
+        store = stores[name]
     except KeyError:
         raise DatasetError(
             f"dataset '{record['dataset']}' version {record['version']} keeps its files in "
             f"datastore '{name}', which is not available here (have: {', '.join(stores)})."
         ) from None
+    if not isinstance(store, FileDatastore):
+        raise DatasetError(
+            f"dataset '{record['dataset']}' version {record['version']} keeps its files in "
+            f"datastore '{name}', which is not a file datastore."
+        )
+    return store
+
+
+def stores_from_resources(resources: Any, names: Iterable[str]) -> dict[str, FileDatastore]:
+    """The named file datastores among Dagster resources, for :func:`load_version`."""
+    found = {name: getattr(resources, name) for name in dict.fromkeys(names)}
+    return {name: store for name, store in found.items() if isinstance(store, FileDatastore)}
+
+
+def version_files(record: Record) -> list[FileInfo]:
+    """The files a version pins (in ``manifest_store(record, ...)``), to download or open."""
+    return [FileInfo.from_dict(item) for item in record["manifest"]]
+
+
+def logical_paths(record: Record) -> list[str]:
+    """Each pinned file's path as the dataset sees it: a snapshot copy's original path."""
+    prefix = record.get("snapshot_prefix")
+    paths = [item["path"] for item in record["manifest"]]
+    if not prefix:
+        return paths
+    return [path.removeprefix(f"{prefix}/") for path in paths]
+
+
+def changed_files(record: Record, store: FileDatastore) -> list[str]:
+    """Pinned files whose ETag or size differ now, as 'path (modified)' or 'path (deleted)'."""
+    pinned = version_files(record)
+    prefix = record.get("snapshot_prefix")
+    if prefix:
+        # One listing of the snapshot folder instead of a stat per file.
+        now = {info.path: info for info in store.list_files(f"{prefix}/**")}
+    else:
+        now = {}
+        for info in pinned:
+            try:
+                now[info.path] = store.stat(info.path)
+            except FileNotFoundError:
+                continue
+    changed = []
+    for info in pinned:
+        current = now.get(info.path)
+        if current is None:
+            changed.append(f"{info.path} (deleted)")
+        elif (current.etag, current.size) != (info.etag, info.size):
+            changed.append(f"{info.path} (modified)")
+    return changed
+
+
+def verify_version(record: Record, stores: StoreOrStores) -> None:
+    """Refuse a version whose pinned files (or snapshot copies) changed since registration."""
+    store = manifest_store(record, stores)
+    changed = changed_files(record, store)
+    if not changed:
+        return
+    name, version = record["dataset"], record["version"]
+    if record.get("mode") == "snapshot":
+        raise SnapshotChangedError(
+            f"dataset '{name}' version {version} is a snapshot, but its copies in datastore "
+            f"'{record.get('manifest_store')}' were changed since it was registered: "
+            f"{', '.join(changed)}. Snapshot copies must never be edited: restore them, or "
+            "materialize the dataset to register a fresh snapshot of the current data."
+        )
+    raise DatasetVersionChangedError(
+        f"dataset '{name}' version {version} pins files that changed since it was "
+        f"registered: {', '.join(changed)}. Load a newer version, or register the current "
+        "files as a new version by materializing the dataset."
+    )
+
+
+def record_settings(record: Record, spec: DatasetSpec | None = None) -> ReadSettings:
+    """How to read a version: as recorded; records older than ``load_options`` use the spec."""
+    options = record.get("read_options") or {}
+    loading = record.get("load_options")
+    if loading is None:
+        loading = ReadSettings.from_spec(spec).load_options() if spec is not None else {}
+    return ReadSettings(
+        file_format=record.get("format") or (spec.file_format if spec else "csv"),
+        separator=options.get("separator", ","),
+        encoding=options.get("encoding", "utf-8"),
+        header=loading.get("header", True),
+        column_types=loading.get("column_types") or {},
+        partition_format=loading.get("partition_format"),
+        path_column=loading.get("path_column"),
+        timestamp_column=loading.get("timestamp_column"),
+    )
+
+
+def _require_table(record: Record) -> None:
+    if record.get("kind", "tabular") == "file":
+        raise DatasetError(
+            f"dataset '{record['dataset']}' is a file dataset (kind: file): it has no table to "
+            "load. List its files with version_files() and open them from manifest_store(), "
+            "or declare 'kind: tabular' with a 'format:' to load it as a table."
+        )
+
+
+def _where(record: Record, store: FileDatastore) -> str:
+    if record.get("mode") == "snapshot":
+        return (
+            f"snapshot in datastore '{record['manifest_store']}' ({store.describe()}) of "
+            f"datastore '{record['datastore']}'"
+        )
+    return f"datastore '{record['datastore']}' ({store.describe()})"
 
 
 def load_version(
     record: Record, stores: StoreOrStores, spec: DatasetSpec | None = None
 ) -> pd.DataFrame:
-    """Read exactly the files a version pins, refusing if any of them changed since."""
+    """Read exactly the files a version pins, refusing if any of them changed since.
+
+    ``stores`` is one FileDatastore or a name -> store mapping that includes the version's
+    ``manifest_store`` (the registry's store, for snapshots).
+    """
+    _require_table(record)
     store = manifest_store(record, stores)
-    name = record["dataset"]
-    files = [FileInfo.from_dict(item) for item in record["manifest"]]
-    changed = []
-    for pinned in files:
-        try:
-            current = store.stat(pinned.path)
-        except FileNotFoundError:
-            changed.append(f"{pinned.path} (deleted)")
-            continue
-        if (current.etag, current.size) != (pinned.etag, pinned.size):
-            changed.append(f"{pinned.path} (modified)")
-    if changed:
-        raise DatasetVersionChangedError(
-            f"dataset '{name}' version {record['version']} pins files that changed since it was "
-            f"registered: {', '.join(changed)}. Load a newer version, or register the current "
-            "files as a new version by materializing the dataset."
-        )
-    options = record.get("read_options", {})
-    read_spec = spec or DatasetSpec(
-        datastore=record["datastore"],
-        path=record["path"],
-        format=record["format"],
-        separator=options.get("separator", ","),
-        encoding=options.get("encoding", "utf-8"),
+    verify_version(record, store)
+    return _read_frame(
+        record["dataset"],
+        record_settings(record, spec),
+        store,
+        version_files(record),
+        logical_paths(record),
+        _where(record, store),
     )
-    return read_files(name, read_spec, store, files)
+
+
+def iter_version_batches(
+    record: Record,
+    stores: StoreOrStores,
+    spec: DatasetSpec | None = None,
+    batch_size: int = 65_536,
+) -> Iterator[pa.RecordBatch]:
+    """Stream a version as Arrow record batches, file by file, never holding the whole dataset.
+
+    Columns are typed, partitioned and path-tagged as by :func:`load_version`, and every batch
+    has the same schema; rows come in file order (``timestamp_column`` is parsed, not sorted).
+    Pinned files are verified before the first batch.
+    """
+    name = record["dataset"]
+    if batch_size < 1:
+        raise DatasetError(f"dataset '{name}': batch_size must be at least 1, not {batch_size}.")
+    _require_table(record)
+    store = manifest_store(record, stores)
+    verify_version(record, store)
+    settings = record_settings(record, spec)
+    partitions = partition_format(name, settings)
+    added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
+    csv_types = _csv_types(record, settings, added)
+    where = _where(record, store)
+    schema: pa.Schema | None = None
+    first = ""
+    for info, path in zip(version_files(record), logical_paths(record), strict=True):
+        row = 1
+        with store.open_read(info.path) as stream:
+            batches = iter_table_batches(
+                stream,
+                file_format=settings.file_format,
+                path=path,
+                batch_size=batch_size,
+                separator=settings.separator,
+                encoding=settings.encoding,
+                header=settings.header,
+                csv_types=csv_types,
+            )
+            while True:
+                try:
+                    frame = next(batches, None)
+                    if frame is None:
+                        break
+                    frame = _with_path_columns(frame, path, partitions, settings.path_column)
+                    frame = _typed(name, frame, settings, path, first_row=row)
+                except MalformedFileError as error:
+                    raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
+                row += len(frame)
+                if schema is None:
+                    schema, first = _stream_schema(frame), path
+                yield _record_batch(name, frame, schema, path, first)
+
+
+def _csv_types(record: Record, settings: ReadSettings, added: set[Any]) -> dict[str, pa.DataType]:
+    """CSV column types that make every block agree with the whole-file read of registration.
+
+    Typed columns (declared, and the timestamp) are read as text and converted as load_version
+    converts them; the others are fixed to the type the version recorded.
+    """
+    import pyarrow as pa
+
+    fixed = {
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "object": pa.string(),
+        "datetime64[ns]": pa.timestamp("ns"),
+    }
+    csv_types: dict[str, pa.DataType] = {}
+    for column in record.get("schema") or []:
+        if column["name"] not in added and column["type"] in fixed:
+            csv_types[column["name"]] = fixed[column["type"]]
+    for name in settings.typed_columns():
+        if name not in added:
+            csv_types[name] = pa.string()
+    return csv_types
+
+
+def _stream_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The schema every batch is cast to: the first batch's, with no null or narrow types."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(frame, preserve_index=False).remove_metadata()
+    for index, field in enumerate(schema):
+        if pa.types.is_null(field.type):
+            schema = schema.set(index, field.with_type(pa.string()))
+        elif pa.types.is_dictionary(field.type):
+            widened = pa.dictionary(pa.int32(), field.type.value_type)
+            schema = schema.set(index, field.with_type(widened))
+    return schema
+
+
+def _record_batch(
+    name: str, frame: pd.DataFrame, schema: pa.Schema, path: str, first: str
+) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    if list(frame.columns) != schema.names:
+        raise DatasetError(_columns_differ(name, path, first, list(frame.columns), schema.names))
+    try:
+        batch = pa.RecordBatch.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise DatasetError(
+            f"dataset '{name}': rows of '{path}' do not fit the column types of the rows "
+            f"before them ({str(error).splitlines()[0]}). Declare the column in "
+            "'column_types' and register a new version."
+        ) from None
+    # pandas metadata differs per batch; the schema must not.
+    return batch.replace_schema_metadata(None)
 
 
 def version_summary(record: Record) -> dict[str, Any]:
@@ -202,6 +650,7 @@ def version_summary(record: Record) -> dict[str, Any]:
     return {
         "version": record["version"],
         "registered_at": record.get("registered_at", ""),
+        "mode": record.get("mode", "reference"),
         "files": len(record.get("manifest", [])),
         "rows": record.get("row_count"),
         "fingerprint": record["fingerprint"][:12],

@@ -185,6 +185,10 @@ class FileDatastore(dg.ConfigurableResource):
         """Write a whole file atomically; ``overwrite=False`` raises FileExistsError if present."""
         raise NotImplementedError
 
+    def write_stream(self, path: str, stream: IO[bytes], *, overwrite: bool = True) -> None:
+        """Write a file from a stream; stores that can upload in blocks override this to stream."""
+        self.write_bytes(path, stream.read(), overwrite=overwrite)
+
     def exists(self, path: str) -> bool:
         raise NotImplementedError
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,12 +122,16 @@ class LocalDatastore(FileDatastore):
             yield stream
 
     def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        self.write_stream(path, io.BytesIO(data), overwrite=overwrite)
+
+    def write_stream(self, path: str, stream: IO[bytes], *, overwrite: bool = True) -> None:
+        """Copy a stream into a temp file beside the target, then publish it in one step."""
         target = self._resolve(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.name)
         try:
             with os.fdopen(handle, "wb") as temp:
-                temp.write(data)
+                shutil.copyfileobj(stream, temp, 1 << 20)
                 temp.flush()
                 os.fsync(temp.fileno())
             if overwrite:

@@ -3,7 +3,11 @@
 import dagster as dg
 
 from ingestion_project.catalog.spec import CatalogSpec
-from ingestion_project.datasets.versions import dataset_registry, load_version
+from ingestion_project.datasets.versions import (
+    dataset_registry,
+    load_version,
+    stores_from_resources,
+)
 from ingestion_project.monitoring.drift import compute_drift, drift_markdown
 from ingestion_project.monitoring.results import drift_result_id, save_result
 from ingestion_project.training.assets import latest_dataset, model_registry, predictions_asset_name
@@ -54,7 +58,7 @@ def build_drift_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
         pipeline = models.load_artifact(model_record)
 
         baseline_frame = load_version(
-            baseline_record, getattr(context.resources, baseline.datastore), baseline
+            baseline_record, stores_from_resources(context.resources, stores), baseline
         )
         what = f"baseline {baseline_record['dataset']} v{baseline_record['version']}"
         baseline_scored = score(pipeline, baseline_frame, model_spec, what)

@@ -3,7 +3,11 @@
 import dagster as dg
 
 from ingestion_project.catalog.spec import CheckSpec, DatasetSpec, RegistrySpec
-from ingestion_project.datasets.versions import dataset_registry, load_version
+from ingestion_project.datasets.versions import (
+    dataset_registry,
+    load_version,
+    stores_from_resources,
+)
 from ingestion_project.metadata import markdown_table
 from ingestion_project.quality.expectations import check_description, check_name, run_checks
 
@@ -37,7 +41,8 @@ def build_dataset_checks(
         record = registry.latest(name)
         if record is None:
             raise dg.Failure(f"dataset '{name}' has no version yet: materialize it first.")
-        frame = load_version(record, getattr(context.resources, spec.datastore), spec)
+        stores = stores_from_resources(context.resources, [spec.datastore, registry_spec.datastore])
+        frame = load_version(record, stores, spec)
         for outcome in run_checks(frame, named):
             yield dg.AssetCheckResult(
                 asset_key=name,

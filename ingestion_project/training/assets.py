@@ -5,7 +5,12 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ingestion_project.catalog.spec import CatalogSpec
-from ingestion_project.datasets.versions import DatasetError, dataset_registry, load_version
+from ingestion_project.datasets.versions import (
+    DatasetError,
+    dataset_registry,
+    load_version,
+    stores_from_resources,
+)
 from ingestion_project.metadata import markdown_table
 from ingestion_project.registry import Record
 from ingestion_project.training.lifecycle import train_and_register
@@ -68,7 +73,10 @@ def build_model_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
                 },
                 data_version=dg.DataVersion(f"v{latest['version']}"),
             )
-        frame = load_version(dataset_record, getattr(context.resources, dataset.datastore), dataset)
+        stores = stores_from_resources(
+            context.resources, [dataset.datastore, catalog.registry.datastore]
+        )
+        frame = load_version(dataset_record, stores, dataset)
         record = train_and_register(
             name,
             spec,
@@ -153,7 +161,10 @@ def build_predictions_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinit
             # Retraining before any scoring data arrived: nothing to score, so the monitor skips.
             context.log.info(f"No version of '{scoring.dataset}' yet: nothing to score.")
             return
-        frame = load_version(dataset_record, getattr(context.resources, dataset.datastore), dataset)
+        stores = stores_from_resources(
+            context.resources, [dataset.datastore, catalog.registry.datastore]
+        )
+        frame = load_version(dataset_record, stores, dataset)
         pipeline = models.load_artifact(model_record)
         what = f"dataset '{scoring.dataset}' version {dataset_record['version']}"
         scored = score(pipeline, frame, spec, what)

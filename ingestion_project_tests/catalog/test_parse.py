@@ -501,13 +501,31 @@ def test_path_or_query_that_does_not_fit_the_datastore(
     assert_reported(error, where, hint)
 
 
-def test_sql_query_datasets_are_refused_until_they_are_built() -> None:
+def test_sql_query_datasets_are_snapshots() -> None:
+    raw = base_catalog()
+    raw["datasets"]["stations"] = {"datastore": "warehouse", "query": "select * from stations"}
+    spec = parse_catalog(raw, source=SOURCE).datasets["stations"]
+    assert spec.effective_mode == "snapshot"
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"),
+    [
+        ({"mode": "reference"}, "cannot be a reference"),
+        ({"trigger": {"on": "data_change"}}, "needs 'tables'"),
+        ({"partition_format": "{a}/*.csv"}, "need 'path', not 'query'"),
+    ],
+    ids=["reference", "trigger_without_tables", "partition_format"],
+)
+def test_sql_dataset_mistakes(extra: dict[str, Any], hint: str) -> None:
     def apply(raw: dict[str, Any]) -> None:
-        raw["datasets"]["stations"] = {"datastore": "warehouse", "query": "select * from stations"}
+        raw["datasets"]["stations"] = {
+            "datastore": "warehouse",
+            "query": "select * from stations",
+            **extra,
+        }
 
-    error = mistake(apply)
-
-    assert_reported(error, "datasets.stations.query", "not available in this version yet", "path:")
+    assert_reported(mistake(apply), "datasets.stations", hint)
 
 
 @pytest.mark.parametrize("keep", ["both", "neither"])

@@ -1,0 +1,134 @@
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
+from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datasets.versions import (
+    DatasetError,
+    dataset_registry,
+    iter_version_batches,
+    load_version,
+    register_file_dataset,
+    version_files,
+)
+from ingestion_project.datastores.local import LocalDatastore
+from ingestion_project.registry import VersionRegistry
+from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
+
+NAME = "images"
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def store(landing: Path) -> CountingDatastore:
+    return CountingDatastore(name="landing", root=str(landing))
+
+
+@pytest.fixture
+def registry_store(tmp_path: Path) -> LocalDatastore:
+    return LocalDatastore(name="registry", root=str(tmp_path / "reg"))
+
+
+@pytest.fixture
+def registry(registry_store: LocalDatastore) -> VersionRegistry:
+    return dataset_registry(registry_store, "_reg")
+
+
+SPEC = DatasetSpec(kind="file", datastore="landing", path="photos/**/*.jpg")
+
+
+def put_photos(landing: Path, count: int) -> None:
+    for index in range(count):
+        write(landing, f"photos/{index % 3}/p{index:02d}.jpg", "x" * (index + 1))
+
+
+def test_a_file_dataset_records_its_files_without_reading_any(
+    store: CountingDatastore, registry: VersionRegistry, landing: Path
+) -> None:
+    put_photos(landing, 4)
+    write(landing, "photos/readme.txt", "not a photo")
+
+    outcome = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+
+    record = outcome.record
+    assert store.opened == []
+    assert outcome.created
+    assert outcome.frame is None
+    assert record["kind"] == "file"
+    assert record["mode"] == "reference"
+    assert record["manifest"] == [info.to_dict() for info in store.list_files(SPEC.path or "")]
+    assert record["bytes"] == 1 + 2 + 3 + 4
+    assert version_files(record) == store.list_files(SPEC.path or "")
+    for absent in ("schema", "profile", "row_count"):
+        assert absent not in record
+    assert registry.latest(NAME) == record
+
+
+def test_an_unchanged_file_dataset_gives_no_new_version_and_a_new_file_does(
+    store: CountingDatastore, registry: VersionRegistry, landing: Path
+) -> None:
+    put_photos(landing, 2)
+    first = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+    again = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+    write(landing, "photos/9/new.jpg", "new")
+    newer = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+
+    assert not again.created
+    assert again.record == first.record
+    assert newer.created
+    assert newer.record["version"] == 2
+    assert len(newer.record["manifest"]) == 3
+    assert store.opened == []
+
+
+def test_a_file_dataset_has_no_table_to_load(
+    store: CountingDatastore, registry: VersionRegistry, landing: Path
+) -> None:
+    put_photos(landing, 1)
+    record = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c").record
+
+    for attempt in (
+        lambda: load_version(record, store),
+        lambda: list(iter_version_batches(record, store)),
+    ):
+        with pytest.raises(DatasetError) as raised:
+            attempt()
+        assert "dataset 'images' is a file dataset (kind: file)" in str(raised.value)
+        assert "version_files()" in str(raised.value)
+    assert store.opened == []
+
+
+def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
+    store: CountingDatastore, registry_store: LocalDatastore, landing: Path
+) -> None:
+    put_photos(landing, 25)
+    asset = build_dataset_asset(NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"))
+
+    result = dg.materialize(
+        [asset],
+        resources={"landing": store, "registry": registry_store},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+    assert result.success
+    assert store.opened == []
+    metadata = result.asset_materializations_for_node(NAME)[0].metadata
+    assert metadata["kind"].value == "file"
+    assert metadata["mode"].value == "reference"
+    assert metadata["files"].value == 25
+    assert metadata["bytes"].value == sum(range(1, 26))
+    listing = metadata["file_list"].value
+    assert isinstance(listing, str)
+    assert "| path | bytes | modified |" in listing
+    assert "photos/0/p00.jpg" in listing
+    assert listing.count("photos/") == 20
+    assert "5 more files not shown" in listing
+    for absent in ("dagster/row_count", "dagster/column_schema", "profile"):
+        assert absent not in metadata
+    assert asset.specs_by_key[dg.AssetKey(NAME)].kinds == {"files"}
