@@ -388,6 +388,17 @@ class DatasetSpec(SpecModel):
                 )
         return self
 
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+", owner):
+                raise ValueError(
+                    f"owner '{owner}' must be an email address or 'team:<name>' (as the "
+                    "Dagster UI shows owners)"
+                )
+        return value
+
     @property
     def effective_mode(self) -> str:
         """SQL results are always snapshots; files are references unless declared otherwise."""

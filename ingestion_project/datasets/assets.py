@@ -40,6 +40,7 @@ def build_dataset_asset(
         required_resource_keys=stores,
         kinds=kinds,
         tags={key: value for key, value in spec.tags.items()},
+        owners=list(spec.owners),
         metadata={
             "datastore": spec.datastore,
             "path": spec.path or "",

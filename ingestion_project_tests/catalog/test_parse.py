@@ -813,3 +813,9 @@ def test_dagster_loading_words_a_misspelt_section_like_the_parser(project_defs_y
 
     assert "dataset: unknown section" in str(error)
     assert "did you mean 'datasets'?" in str(error)
+
+
+@pytest.mark.parametrize("owner", ["alice", "team:", "a@b"])
+def test_dataset_owners_are_emails_or_teams(owner: str) -> None:
+    error = mistake(lambda raw: raw["datasets"]["trips"].update(owners=[owner]))
+    assert_reported(error, "datasets.trips.owners", "must be an email address or 'team:<name>'")
