@@ -30,7 +30,9 @@ def frame_profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
             row["min"] = _number(column.min())
             row["max"] = _number(column.max())
             row["mean"] = _number(column.mean())
-        elif pd.api.types.is_datetime64_any_dtype(column) and bool(column.notna().any()):
+        elif (
+            pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_bool_dtype(column)
+        ) and bool(column.notna().any()):
             # Compared as times, not formatted first: formatting millions of them is slow.
             row["min"], row["max"] = str(column.min()), str(column.max())
         elif len(column.dropna()):

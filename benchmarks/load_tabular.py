@@ -1,0 +1,583 @@
+"""How fast a registered tabular dataset loads into pandas, against pyarrow and mltable.
+
+One table (10 mixed columns: ints, floats, strings, a timestamp, a bool) is generated with
+numpy's default_rng(0) and written twice under a temp dir: as Parquet files totalling at least
+--size-mb, and as CSV files with the same rows (about 2.8 times larger). Each is registered as a
+dataset version with `register_file_dataset`, first on a local datastore, then on Azure Blob
+(Azurite, started here) after uploading the same files. Then, taking turns, best of 3:
+ - ours: `load_version(record, store, spec)`, what `DatasetVersion.to_pandas()` does;
+ - pyarrow: plain pyarrow reading the same bytes (local files; for Azurite, the same blobs
+   downloaded with the Azure SDK's `download_blob().readall()`), then one `to_pandas()`;
+ - pandas: `pd.read_csv`/`pd.read_parquet(engine="pyarrow")` per file + `pd.concat` (local);
+ - mltable: Azure ML's data runtime, `mltable.from_delimited_files/from_parquet_files(...)
+   .to_pandas_dataframe()` on the same local files, in its own interpreter (see README).
+It prints wall and CPU seconds, MB/s and the ratio ours / baseline, and the peak RSS of one
+load of ours and of pyarrow, each in a fresh process.
+
+Run: .venv/bin/python benchmarks/load_tabular.py [--size-mb 200] [--repeats 3] [--skip-azurite]
+     [--skip-mltable] [--mltable-python PATH] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import importlib.util
+import io
+import json
+import math
+import multiprocessing
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingestion_project.catalog.spec import DatasetSpec
+from ingestion_project.datasets.versions import (
+    dataset_registry,
+    load_version,
+    register_file_dataset,
+)
+from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.base import FileDatastore
+from ingestion_project.datastores.local import LocalDatastore
+from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project_tests.azurite import (
+    ACCOUNT_KEY,
+    AZURITE_BLOB,
+    Azurite,
+    free_port,
+    wait_until_listening,
+)
+
+FILES = 8
+MB = 1_000_000
+FORMATS = ("parquet", "csv")
+TITLES = {"parquet": "Parquet", "csv": "CSV"}
+CATEGORIES = ["books", "garden", "toys", "music", "grocery", "sports", "beauty", "tools"]
+COUNTRIES = ["DE", "FR", "NL", "BE", "ES", "IT", "PL", "SE", "DK", "AT", "CH", "GB", "US", "CA"]
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], pd.DataFrame]],
+    repeats: int,
+    check: Callable[[str, pd.DataFrame], None],
+) -> dict[str, Timing]:
+    """Best wall and CPU seconds of each contender, taking turns so load on the machine hits all.
+
+    The order flips every round; ``check`` sees each contender's first frame, then it is dropped.
+    """
+    walls: dict[str, list[float]] = {label: [] for label in contenders}
+    cpus: dict[str, list[float]] = {label: [] for label in contenders}
+    for round_number in range(repeats):
+        order = list(contenders)
+        if round_number % 2:
+            order.reverse()
+        for label in order:
+            wall, cpu = time.perf_counter(), time.process_time()
+            frame = contenders[label]()
+            walls[label].append(time.perf_counter() - wall)
+            cpus[label].append(time.process_time() - cpu)
+            if round_number == 0:
+                check(label, frame)
+            del frame
+    return {label: Timing(min(walls[label]), min(cpus[label])) for label in contenders}
+
+
+def make_table(rng: np.random.Generator, start: int, rows: int) -> pa.Table:
+    base = np.datetime64("2024-01-01T00:00:00", "s")
+    return pa.table(
+        {
+            "order_id": np.arange(start, start + rows, dtype=np.int64),
+            "ordered_at": base + rng.integers(0, 365 * 86_400, rows).astype("timedelta64[s]"),
+            "customer_id": rng.integers(0, 1_000_000, rows, dtype=np.int64),
+            "category": pc.take(pa.array(CATEGORIES), rng.integers(0, len(CATEGORIES), rows)),
+            "country": pc.take(pa.array(COUNTRIES), rng.integers(0, len(COUNTRIES), rows)),
+            "amount": np.round(rng.lognormal(3.0, 1.0, rows), 2),
+            "unit_price": np.round(rng.uniform(1.0, 500.0, rows), 2),
+            "quantity": rng.integers(1, 21, rows, dtype=np.int64),
+            "score": rng.random(rows),
+            "returned": rng.random(rows) < 0.1,
+        }
+    )
+
+
+@dataclass
+class Dataset:
+    file_format: str
+    paths: list[Path]
+    rows: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.paths)
+
+    @property
+    def glob(self) -> str:
+        return f"data/sales_{self.file_format}/*.{self.file_format}"
+
+    @property
+    def name(self) -> str:
+        return f"sales_{self.file_format}"
+
+
+def generate(root: Path, size_mb: int) -> dict[str, Dataset]:
+    """The same rows as Parquet (at least ``size_mb`` MB in FILES or more files) and as CSV."""
+    rows_per_file = 200_000
+    for _ in range(2):  # Parquet bytes per row depend on the file's size: estimate at that size
+        sample = io.BytesIO()
+        pq.write_table(make_table(np.random.default_rng(1), 0, rows_per_file), sample)
+        rows_per_file = math.ceil(size_mb * MB / FILES / (sample.tell() / rows_per_file) * 1.01)
+    rng = np.random.default_rng(0)
+    datasets = {fmt: Dataset(fmt, [], 0) for fmt in FORMATS}
+    for fmt in FORMATS:
+        (root / "data" / f"sales_{fmt}").mkdir(parents=True)
+    index = 0
+    while index < FILES or datasets["parquet"].bytes < size_mb * MB:
+        table = make_table(rng, index * rows_per_file, rows_per_file)
+        for fmt in FORMATS:
+            path = root / "data" / f"sales_{fmt}" / f"part-{index:05d}.{fmt}"
+            if fmt == "parquet":
+                pq.write_table(table, path)
+            else:
+                pa_csv.write_csv(table, path)
+            datasets[fmt].paths.append(path)
+            datasets[fmt].rows += table.num_rows
+        index += 1
+    return datasets
+
+
+def spec_for(dataset: Dataset) -> DatasetSpec:
+    return DatasetSpec(datastore="bench", path=dataset.glob, format=dataset.file_format)  # type: ignore[arg-type]
+
+
+def parse_with_pyarrow(file_format: str, source: str | pa.NativeFile) -> pa.Table:
+    if file_format == "parquet":
+        return pq.read_table(source)
+    return pa_csv.read_csv(source)
+
+
+def pyarrow_local(dataset: Dataset) -> pd.DataFrame:
+    if dataset.file_format == "parquet":
+        # read_table over a list of files is how a pyarrow user reads a multi-file dataset.
+        return pq.read_table([str(path) for path in dataset.paths]).to_pandas()
+    tables = [parse_with_pyarrow("csv", str(path)) for path in dataset.paths]
+    return pa.concat_tables(tables).to_pandas()
+
+
+def pandas_local(dataset: Dataset) -> pd.DataFrame:
+    if dataset.file_format == "parquet":
+        frames = [pd.read_parquet(path, engine="pyarrow") for path in dataset.paths]
+    else:
+        frames = [pd.read_csv(path, engine="pyarrow") for path in dataset.paths]
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Row:
+    label: str
+    timing: Timing | None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    data_bytes: int
+    registration: float
+    repeats: int
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    shape: tuple[int, int] = (0, 0)
+    dtypes: dict[str, str] = field(default_factory=dict)
+
+    def print(self) -> None:
+        print(self.title)
+        print(
+            f"  Registering the version (list, read, profile, write the record) took "
+            f"{self.registration:.2f} s, once."
+        )
+        ours = self.rows[0].timing
+        assert ours is not None
+        best = f"best of {self.repeats}"
+        print(f"  {'':38}{best:>10}{'CPU s':>8}{'MB/s':>7}{'ours / this':>13}")
+        for row in self.rows:
+            note = f"  {row.note}" if row.note else ""
+            if row.timing is None:
+                print(f"  {row.label:38}{'-':>10}{'-':>8}{'-':>7}{'-':>13}{note}")
+                continue
+            ratio = "" if row is self.rows[0] else f"{ours.wall / row.timing.wall:12.2f}x"
+            rate = self.data_bytes / MB / row.timing.wall
+            print(
+                f"  {row.label:38}{row.timing.wall:9.3f}s{row.timing.cpu:8.2f}{rate:7.0f}"
+                f"{ratio:>13}{note}"
+            )
+        for note in self.notes:
+            print(f"  {note}")
+        print()
+
+
+def frame_difference(
+    label: str, shape: tuple[int, int], dtypes: pd.Series, other: pd.DataFrame
+) -> str | None:
+    """Say so when a baseline did not build the same frame as ours, so no ratio is misread."""
+    if other.shape != shape:
+        return f"{label} gave shape {other.shape}, ours {shape}."
+    differing = [
+        f"{name}: ours {dtype}, theirs {other[name].dtype}"
+        for name, dtype in dtypes.items()
+        if name in other.columns and other[name].dtype != dtype
+    ]
+    return f"{label} differs in dtypes ({'; '.join(differing)})." if differing else None
+
+
+def register(
+    dataset: Dataset, store: FileDatastore, registry: VersionRegistry
+) -> tuple[Record, float]:
+    started = time.perf_counter()
+    registration = register_file_dataset(
+        dataset.name, spec_for(dataset), store, registry, run_id=None, code_version="bench"
+    )
+    elapsed = time.perf_counter() - started
+    assert registration.created, f"{dataset.name}: expected a new version"
+    assert registration.record["row_count"] == dataset.rows
+    return registration.record, elapsed
+
+
+def bench_local(
+    datasets: dict[str, Dataset],
+    root: Path,
+    repeats: int,
+    mltable_python: str | None,
+    mltable_skip_reason: str | None,
+    profile: bool,
+) -> None:
+    store = LocalDatastore(name="bench", root=str(root))
+    registry = dataset_registry(LocalDatastore(name="registry", root=str(root / "registry")), "r")
+    for fmt, dataset in datasets.items():
+        record, registration = register(dataset, store, registry)
+        spec = spec_for(dataset)
+        report = Report(
+            f"{TITLES[fmt]}, local datastore: {len(dataset.paths)} files, "
+            f"{dataset.bytes / MB:,.1f} MB, {dataset.rows:,} rows x 10 columns",
+            dataset.bytes,
+            registration,
+            repeats,
+        )
+        contenders = {
+            "ours: load_version": lambda record=record, spec=spec: load_version(
+                record, store, spec
+            ),
+            f"pyarrow {'read_table' if fmt == 'parquet' else 'csv.read_csv'} + to_pandas": (
+                lambda dataset=dataset: pyarrow_local(dataset)
+            ),
+            f"pandas read_{fmt} per file + concat": lambda dataset=dataset: pandas_local(dataset),
+        }
+        measure(report, contenders, dataset.rows)
+        report.rows.append(mltable_row(dataset, report, mltable_python, mltable_skip_reason))
+        report.notes.append(peak_rss_note(dataset, root))
+        report.print()
+        if profile:
+            profile_load(record, store, spec)
+
+
+def measure(
+    report: Report, contenders: dict[str, Callable[[], pd.DataFrame]], expected_rows: int
+) -> None:
+    """Time the contenders (ours first) into the report, noting any that built another frame."""
+    shape: dict[str, tuple[int, int]] = {}
+    dtypes: dict[str, pd.Series] = {}
+    ours = next(iter(contenders))
+
+    def check(label: str, frame: pd.DataFrame) -> None:
+        if label == ours:
+            assert len(frame) == expected_rows, f"ours loaded {len(frame)} of {expected_rows} rows"
+            shape["ours"], dtypes["ours"] = frame.shape, frame.dtypes
+        elif note := frame_difference(label, shape["ours"], dtypes["ours"], frame):
+            report.notes.append(note)
+
+    timings = interleaved(contenders, report.repeats, check)
+    report.rows.extend(Row(label, timing) for label, timing in timings.items())
+    report.dtypes = {str(name): str(dtype) for name, dtype in dtypes["ours"].items()}
+    report.shape = shape["ours"]
+
+
+MLTABLE_WORKER = r"""
+import importlib.metadata, json, sys, time
+import mltable
+file_format, repeats, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+entries = [{"file": path} for path in paths]
+times, cpus = [], []
+for _ in range(repeats):
+    frame = None
+    started, cpu = time.perf_counter(), time.process_time()
+    if file_format == "parquet":
+        table = mltable.from_parquet_files(entries)
+    else:
+        table = mltable.from_delimited_files(entries)
+    frame = table.to_pandas_dataframe()
+    times.append(time.perf_counter() - started)
+    cpus.append(time.process_time() - cpu)
+print(json.dumps({
+    "times": times,
+    "cpus": cpus,
+    "shape": list(frame.shape),
+    "dtypes": {str(name): str(dtype) for name, dtype in frame.dtypes.items()},
+    "version": importlib.metadata.version("mltable"),
+}))
+"""
+
+
+def mltable_row(
+    dataset: Dataset, report: Report, python: str | None, skip_reason: str | None
+) -> Row:
+    """Run mltable in its own interpreter: its pins (pyarrow<26, azure-identity<=1.17) clash."""
+    if python is None:
+        return Row("mltable to_pandas_dataframe", None, skip_reason or "skipped")
+    command = [python, "-c", MLTABLE_WORKER, dataset.file_format, str(report.repeats)]
+    command += [str(path) for path in dataset.paths]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    except subprocess.TimeoutExpired:
+        return Row("mltable to_pandas_dataframe", None, "did not finish within 30 minutes")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Row("mltable to_pandas_dataframe", None, f"failed: {last[:160]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if tuple(result["shape"]) != report.shape:
+        report.notes.append(f"mltable gave shape {tuple(result['shape'])}, ours {report.shape}.")
+    differing = [
+        f"{name}: ours {report.dtypes[name]}, theirs {dtype}"
+        for name, dtype in result["dtypes"].items()
+        if name in report.dtypes and report.dtypes[name] != dtype
+    ]
+    if differing:
+        report.notes.append(f"mltable differs in dtypes ({'; '.join(differing)}).")
+    timing = Timing(min(result["times"]), min(result["cpus"]))
+    return Row(f"mltable {result['version']} to_pandas_dataframe", timing)
+
+
+def find_mltable(requested: str | None, skip: bool) -> tuple[str | None, str | None]:
+    """The interpreter that can import mltable, or why there is none."""
+    if skip:
+        return None, "skipped (--skip-mltable)"
+    if requested:
+        check = subprocess.run([requested, "-c", "import mltable"], capture_output=True, text=True)
+        if check.returncode == 0:
+            return requested, None
+        last = (check.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"{requested} cannot import mltable: {last[:120]}"
+    if importlib.util.find_spec("mltable") is not None:
+        return sys.executable, None
+    return None, "mltable is not importable here: see benchmarks/README.md (--mltable-python)"
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _one_load(which: str, dataset: Dataset, root: str) -> tuple[int, int]:
+    """In a fresh process: RSS before and peak RSS during one load, in KiB.
+
+    VmHWM, not ru_maxrss: after exec, ru_maxrss still holds the forking parent's peak. Writing
+    5 to clear_refs resets VmHWM to the current RSS, so the peak is the load's own.
+    """
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kb("VmRSS")
+    if which == "ours":
+        store = LocalDatastore(name="bench", root=root)
+        registry = dataset_registry(LocalDatastore(name="registry", root=f"{root}/registry"), "r")
+        record = registry.latest(dataset.name)
+        assert record is not None
+        frame = load_version(record, store, spec_for(dataset))
+    else:
+        frame = pyarrow_local(dataset)
+    peak = _status_kb("VmHWM")
+    del frame
+    return before, peak
+
+
+def peak_rss_note(dataset: Dataset, root: Path) -> str:
+    figures = {}
+    for which in ("ours", "pyarrow"):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            figures[which] = pool.submit(_one_load, which, dataset, str(root)).result()
+    (ours_before, ours_peak), (arrow_before, arrow_peak) = figures.values()
+    return (
+        f"Peak RSS of one load in a fresh process: ours {ours_peak / 1024:,.0f} MB "
+        f"(+{(ours_peak - ours_before) / 1024:,.0f} MB over the process before loading), "
+        f"pyarrow {arrow_peak / 1024:,.0f} MB (+{(arrow_peak - arrow_before) / 1024:,.0f} MB)."
+    )
+
+
+def profile_load(record: Record, store: FileDatastore, spec: DatasetSpec) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    load_version(record, store, spec)
+    profiler.disable()
+    print(f"  cProfile of one load_version of {record['dataset']} (top 12 by own time):")
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    for line in lines[start : start + 13]:
+        print(f"    {line}")
+    print()
+
+
+@contextlib.contextmanager
+def running_azurite() -> Iterator[Azurite]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as location:
+        process = subprocess.Popen(
+            [
+                str(AZURITE_BLOB),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                location,
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_listening("127.0.0.1", port, process)
+            yield Azurite("127.0.0.1", port)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def bench_azurite(datasets: dict[str, Dataset], root: Path, repeats: int) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    with running_azurite() as azurite:
+        service = BlobServiceClient(azurite.account_url, credential=ACCOUNT_KEY)
+        container = service.create_container("bench")
+        started = time.perf_counter()
+        names = {}
+        for fmt, dataset in datasets.items():
+            names[fmt] = [str(path.relative_to(root)) for path in dataset.paths]
+
+            def upload(path: Path) -> None:
+                with path.open("rb") as stream:
+                    container.upload_blob(str(path.relative_to(root)), stream, max_concurrency=4)
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(upload, dataset.paths))
+        total = sum(dataset.bytes for dataset in datasets.values())
+        print(
+            f"(uploaded {total / MB:,.0f} MB to Azurite in {time.perf_counter() - started:.1f} s)\n"
+        )
+        store = AzureBlobDatastore(
+            name="bench",
+            account_url=azurite.account_url,
+            container="bench",
+            account_key=ACCOUNT_KEY,
+        )
+        registry = dataset_registry(
+            LocalDatastore(name="registry", root=str(root / "registry-azurite")), "r"
+        )
+        try:
+            for fmt, dataset in datasets.items():
+                record, registration = register(dataset, store, registry)
+                report = Report(
+                    f"{TITLES[fmt]}, azure_blob on Azurite: {len(dataset.paths)} blobs, "
+                    f"{dataset.bytes / MB:,.1f} MB, {dataset.rows:,} rows",
+                    dataset.bytes,
+                    registration,
+                    repeats,
+                )
+
+                def raw(fmt: str = fmt) -> pd.DataFrame:
+                    tables = [
+                        parse_with_pyarrow(
+                            fmt, pa.BufferReader(container.download_blob(name).readall())
+                        )
+                        for name in names[fmt]
+                    ]
+                    return pa.concat_tables(tables).to_pandas()
+
+                contenders = {
+                    "ours: load_version": lambda record=record, dataset=dataset: load_version(
+                        record, store, spec_for(dataset)
+                    ),
+                    "download_blob().readall() + pyarrow": raw,
+                }
+                measure(report, contenders, dataset.rows)
+                report.print()
+        finally:
+            store.close()
+
+
+def load_average() -> str:
+    """Other work on the machine skews every figure; print it so a reader can judge."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--size-mb", type=int, default=200, help="Parquet size; CSV is ~2.8x")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each; the best is kept")
+    parser.add_argument("--skip-azurite", action="store_true", help="local datastore only")
+    parser.add_argument("--skip-mltable", action="store_true", help="no mltable baseline")
+    parser.add_argument(
+        "--mltable-python",
+        help="an interpreter that can import mltable (default: this one, if it can)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile one load of ours")
+    args = parser.parse_args()
+    mltable_python, mltable_skip = find_mltable(args.mltable_python, args.skip_mltable)
+    print(f"Load average before: {load_average()} on {os.cpu_count()} cores.")
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
+        root = Path(temp)
+        started = time.perf_counter()
+        datasets = generate(root, args.size_mb)
+        print(
+            f"Generated {datasets['parquet'].rows:,} rows x 10 columns with default_rng(0) in "
+            f"{time.perf_counter() - started:.1f} s: Parquet {datasets['parquet'].bytes / MB:,.1f} "
+            f"MB and CSV {datasets['csv'].bytes / MB:,.1f} MB in {len(datasets['csv'].paths)} "
+            f"files each. Files are read warm from the page cache; the contenders take turns, "
+            f"{args.repeats} runs each, best kept; CPU s is the least CPU time of this process "
+            "over the runs (all threads; Azurite's own CPU not included).\n"
+        )
+        bench_local(datasets, root, args.repeats, mltable_python, mltable_skip, args.profile)
+        if not args.skip_azurite:
+            bench_azurite(datasets, root, args.repeats)
+    print(f"Load average after: {load_average()}.")
+
+
+if __name__ == "__main__":
+    main()
