@@ -11,7 +11,7 @@ export UV_PYTHON := $(PYTHON)
 export INGESTION_HOME ?= $(CURDIR)/.ingestion
 export DAGSTER_HOME ?= $(CURDIR)
 
-.PHONY: install demo test lint ui materialize clean
+.PHONY: install demo test lint ui materialize bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,5 +45,15 @@ ui: install
 materialize: install
 	$(VENV)/bin/dagster asset materialize -m ingestion_project.definitions --select $(SELECT)
 
+.venv-bench/.installed: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=.venv-bench $(UV) sync --frozen --no-dev --group bench
+	touch $@
+
+# Speed figures (see benchmarks/README.md); mltable lives in its own environment.
+bench: install .venv-bench/.installed
+	$(VENV)/bin/python benchmarks/listing.py
+	$(VENV)/bin/python benchmarks/register_many_files.py --azurite
+	$(VENV)/bin/python benchmarks/load_tabular.py --mltable-python .venv-bench/bin/python
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .ingestion
+	rm -rf $(VENV) .venv-bench $(TOOLS) .ingestion
