@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +33,8 @@ from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.triggers.data_change import build_data_change_sensor
 from ingestion_project_tests.azurite import (
     ACCOUNT_KEY,
-    AZURITE_BLOB,
     Azurite,
-    free_port,
-    wait_until_listening,
+    running_azurite,
 )
 
 PATTERN = "data/**/*.csv"
@@ -101,38 +98,15 @@ def bench_local(files: int) -> None:
 
 
 @contextlib.contextmanager
-def running_azurite() -> Iterator[Azurite]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as location:
-        process = subprocess.Popen(
-            [
-                str(AZURITE_BLOB),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(port),
-                "--location",
-                location,
-                "--skipApiVersionCheck",
-                "--loose",
-                "--disableTelemetry",
-                "--silent",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_listening("127.0.0.1", port, process)
-            yield Azurite("127.0.0.1", port)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+def temporary_azurite() -> Iterator[Azurite]:
+    with tempfile.TemporaryDirectory() as location, running_azurite(Path(location)) as service:
+        yield service
 
 
 def bench_blob(files: int) -> None:
     from azure.storage.blob import BlobServiceClient
 
-    with running_azurite() as azurite:
+    with temporary_azurite() as azurite:
         service = BlobServiceClient(azurite.account_url, credential=ACCOUNT_KEY)
         container = service.create_container("bench")
         started = time.perf_counter()

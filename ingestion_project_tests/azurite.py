@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -69,15 +70,9 @@ def wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes])
     raise RuntimeError(f"azurite-blob did not listen on {host}:{port} within {STARTUP_SECONDS}s")
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """Start azurite-blob on a free port with a temporary location; stop it after the session."""
-    if not AZURITE_BLOB.exists() or shutil.which("node") is None:
-        reason = "Azurite is not installed (run `npm ci` in the repository root, or `make test`)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI must run the Azure Blob tests.", pytrace=False)
-        pytest.skip(reason)
-    location = tmp_path_factory.mktemp("azurite")
+@contextlib.contextmanager
+def running_azurite(location: Path) -> Iterator[Azurite]:
+    """Start azurite-blob on a free port with ``location`` for its data; stop it on exit."""
     host, port = "127.0.0.1", free_port()
     process = subprocess.Popen(
         [
@@ -105,3 +100,15 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite for the whole test session; skips locally, fails under CI, if not installed."""
+    if not AZURITE_BLOB.exists() or shutil.which("node") is None:
+        reason = "Azurite is not installed (run `npm ci` in the repository root, or `make test`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must run the Azure Blob tests.", pytrace=False)
+        pytest.skip(reason)
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
+        yield service
