@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
 
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.datastores.sql import ServerSqlDatastore
@@ -126,16 +125,7 @@ class AzureSqlDatastore(ServerSqlDatastore):
     )
 
     kind: ClassVar[str] = "mssql"
-
-    def _url(self, password: str | None) -> URL:
-        return URL.create(
-            "mssql+pymssql",
-            username=self.user,
-            password=password,
-            host=self.host,
-            port=self.port,
-            database=self.database,
-        )
+    driver: ClassVar[str] = "mssql+pymssql"
 
     def _engine_options(self) -> dict[str, Any]:
         connect_args: dict[str, Any] = {

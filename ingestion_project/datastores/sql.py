@@ -134,8 +134,20 @@ class ServerSqlDatastore(SqlDatastore):
 
     kind: ClassVar[str] = "sql"
 
+    driver: ClassVar[str] = ""
+    url_query: ClassVar[dict[str, str]] = {}
+
     def _url(self, password: str | None) -> URL:
-        raise NotImplementedError
+        """The SQLAlchemy URL for this dialect and driver, built field by field, never formatted."""
+        return URL.create(
+            self.driver,
+            username=self.user,
+            password=password,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            query=self.url_query,
+        )
 
     def _engine_options(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -367,16 +379,7 @@ class PostgresDatastore(ServerSqlDatastore):
     )
 
     kind: ClassVar[str] = "postgresql"
-
-    def _url(self, password: str | None) -> URL:
-        return URL.create(
-            "postgresql+psycopg2",
-            username=self.user,
-            password=password,
-            host=self.host,
-            port=self.port,
-            database=self.database,
-        )
+    driver: ClassVar[str] = "postgresql+psycopg2"
 
     def _engine_options(self) -> dict[str, Any]:
         connect_args: dict[str, Any] = {
@@ -498,16 +501,8 @@ class MySqlDatastore(ServerSqlDatastore):
 
     kind: ClassVar[str] = "mysql"
 
-    def _url(self, password: str | None) -> URL:
-        return URL.create(
-            "mysql+pymysql",
-            username=self.user,
-            password=password,
-            host=self.host,
-            port=self.port,
-            database=self.database,
-            query={"charset": "utf8mb4"},
-        )
+    driver: ClassVar[str] = "mysql+pymysql"
+    url_query: ClassVar[dict[str, str]] = {"charset": "utf8mb4"}
 
     def _engine_options(self) -> dict[str, Any]:
         connect_args: dict[str, Any] = {

@@ -594,12 +594,13 @@ def test_credentials_in_base_url_never_appear(server: FileServer) -> None:
     user_secret = "pw-7f3c1e9a2b"
     query_secret = "sig-9d81c4e2aa"
     secrets = (user_secret, query_secret)
-    unreachable = make_store(
-        f"http://reader:{user_secret}@127.0.0.1:{closed_port()}/{BASE}/?sig={query_secret}"
-    )
-    failing = make_store(
-        f"http://reader:{user_secret}@127.0.0.1:{server.port}/{BASE}/?sig={query_secret}"
-    )
+
+    def url_with_credentials(port: int) -> str:
+        userinfo = "reader:" + user_secret  # planted values, not real credentials
+        return f"http://{userinfo}@127.0.0.1:{port}/{BASE}/?sig={query_secret}"
+
+    unreachable = make_store(url_with_credentials(closed_port()))
+    failing = make_store(url_with_credentials(server.port))
     server.put("a.csv", b"abc")
 
     assert all(value not in failing.describe() for value in secrets)
