@@ -14,7 +14,7 @@ import posixpath
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,7 +28,10 @@ from pydantic import Field
 from ingestion_project.datastores.azure_common import (
     AzureStorageDatastore,
     ChunkStream,
+    is_folder_marker,
+    is_listed,
     storage_error_code,
+    utc,
 )
 from ingestion_project.datastores.base import (
     DatastoreError,
@@ -43,25 +46,6 @@ from ingestion_project.datastores.base import (
 CHUNK_BYTES = 4 * 1024 * 1024
 # Error codes that mean "no such file" (DFS and Blob spellings), as opposed to "no such filesystem".
 MISSING_FILE_CODES = frozenset({"PathNotFound", "BlobNotFound"})
-
-
-def utc(moment: datetime) -> datetime:
-    """Path - List dates are parsed without a zone; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def is_folder(metadata: dict[str, str] | None) -> bool:
-    """On a hierarchical namespace a directory also shows up as a marker blob with this flag."""
-    return (metadata or {}).get("hdi_isfolder", "").lower() == "true"
-
-
-def is_listed(relative: str) -> bool:
-    """Whether a listing shows a name, with the local store's rules.
-
-    No dot-files or dot-folders (our temporary files are among them), and no names with empty
-    segments, which no store-relative path can address.
-    """
-    return all(part and not part.startswith(".") for part in relative.split("/"))
 
 
 def swap_host_label(url: str, old: str, new: str) -> str:
@@ -153,7 +137,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
         with self._container() as container, self.translating_errors("listing", pattern):
             for blob in container.list_blobs(name_starts_with=starts_with, include=["metadata"]):
                 relative = self.relative_path(blob.name)
-                if is_folder(blob.metadata) or not is_listed(relative):
+                if is_folder_marker(blob.metadata) or not is_listed(relative):
                     continue
                 found.append(self._info(relative, blob.size, blob.last_modified, blob.etag))
         return found
@@ -272,7 +256,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
         return self._info(relative, blob.size, blob.last_modified, blob.etag)
 
     def _refuse_folder(self, path: str, metadata: dict[str, str] | None) -> None:
-        if is_folder(metadata):
+        if is_folder_marker(metadata):
             raise FileNotFoundError(f"datastore '{self.name}': '{path}' is a folder, not a file.")
 
     def _info(self, relative: str, size: int | None, modified: datetime, etag: str) -> FileInfo:

@@ -14,7 +14,6 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +25,9 @@ from ingestion_project.datastores.azure_common import (
     SECRET_FIELDS,
     AzureStorageDatastore,
     ChunkStream,
+    is_folder_marker,
+    is_listed,
+    utc,
 )
 from ingestion_project.datastores.base import (
     DatastoreError,
@@ -40,30 +42,11 @@ DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 AZURITE_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
 
 
-def is_folder_marker(metadata: dict[str, str] | None) -> bool:
-    """Accounts with a hierarchical namespace list each directory as an empty flagged blob."""
-    return (metadata or {}).get("hdi_isfolder", "").lower() == "true"
-
-
-def is_listed(relative: str) -> bool:
-    """Whether a listing shows a blob, with the same rules as the local store.
-
-    Dot-files and dot-folders are left out, and so are names with empty or '.' segments, which
-    no store-relative path can address.
-    """
-    parts = relative.split("/")
-    return all(part and not part.startswith(".") for part in parts)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _info(relative: str, properties: BlobProperties) -> FileInfo:
     return FileInfo(
         path=relative,
         size=int(properties.size or 0),
-        modified=_utc(properties.last_modified),
+        modified=utc(properties.last_modified),
         etag=str(properties.etag or "").strip('"'),
     )
 

@@ -7,6 +7,7 @@ import posixpath
 import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, quote_plus
 
@@ -148,6 +149,25 @@ class ChunkStream(io.RawIOBase):
         while (chunk := self._next_chunk()) is not None:
             parts.append(chunk)
         return b"".join(parts)
+
+
+def utc(moment: datetime) -> datetime:
+    """Listing dates may come without a zone (Data Lake Path - List); they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_folder_marker(metadata: dict[str, str] | None) -> bool:
+    """Accounts with a hierarchical namespace list each directory as an empty flagged blob."""
+    return (metadata or {}).get("hdi_isfolder", "").lower() == "true"
+
+
+def is_listed(relative: str) -> bool:
+    """Whether a listing shows a name, with the local store's rules.
+
+    No dot-files or dot-folders (temporary files are among them), and no names with empty
+    segments, which no store-relative path can address.
+    """
+    return all(part and not part.startswith(".") for part in relative.split("/"))
 
 
 class AzureStorageDatastore(FileDatastore):
