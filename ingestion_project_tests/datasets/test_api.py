@@ -86,11 +86,6 @@ def bump_mtime(path: Path) -> None:
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.setenv("INGESTION_HOME", str(tmp_path / "home"))
     return Workspace.load(write_catalog(tmp_path))

@@ -33,11 +33,6 @@ def workspace(catalog: Path) -> Workspace:
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
 def registered(workspace: Workspace, landing: Path) -> Workspace:
     """Rides with two versions: January alone, then January and February."""
     write(landing, "rides/2011-01.csv", JAN)

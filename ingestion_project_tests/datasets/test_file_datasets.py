@@ -7,7 +7,6 @@ from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
 from ingestion_project.datasets.assets import build_dataset_asset
 from ingestion_project.datasets.versions import (
     DatasetError,
-    dataset_registry,
     iter_version_batches,
     load_version,
     register_file_dataset,
@@ -18,26 +17,6 @@ from ingestion_project.registry import VersionRegistry
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
 NAME = "images"
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def store(landing: Path) -> CountingDatastore:
-    return CountingDatastore(name="landing", root=str(landing))
-
-
-@pytest.fixture
-def registry_store(tmp_path: Path) -> LocalDatastore:
-    return LocalDatastore(name="registry", root=str(tmp_path / "reg"))
-
-
-@pytest.fixture
-def registry(registry_store: LocalDatastore) -> VersionRegistry:
-    return dataset_registry(registry_store, "_reg")
 
 
 SPEC = DatasetSpec(kind="file", datastore="landing", path="photos/**/*.jpg")

@@ -12,7 +12,6 @@ from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.versions import (
     DatasetError,
-    dataset_registry,
     load_version,
     register_file_dataset,
 )
@@ -110,21 +109,6 @@ def test_an_impossible_date_names_the_path_and_the_part() -> None:
 
 
 NAME = "sales"
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def store(landing: Path) -> CountingDatastore:
-    return CountingDatastore(name="landing", root=str(landing))
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> VersionRegistry:
-    return dataset_registry(LocalDatastore(name="registry", root=str(tmp_path / "reg")), "_reg")
 
 
 def put_parquet(root: Path, relative: str, frame: pd.DataFrame) -> None:

@@ -8,7 +8,6 @@ from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
     Registration,
-    dataset_registry,
     load_version,
     register_file_dataset,
 )
@@ -17,21 +16,6 @@ from ingestion_project.registry import VersionRegistry
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
 NAME = "stations"
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def store(landing: Path) -> CountingDatastore:
-    return CountingDatastore(name="landing", root=str(landing))
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> VersionRegistry:
-    return dataset_registry(LocalDatastore(name="registry", root=str(tmp_path / "reg")), "_reg")
 
 
 def register(store: LocalDatastore, registry: VersionRegistry, **options: object) -> Registration:

@@ -33,16 +33,6 @@ SPEC = DatasetSpec(datastore="landing", path="rides/*.csv", mode="snapshot", pat
 
 
 @pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def store(landing: Path) -> CountingDatastore:
-    return CountingDatastore(name="landing", root=str(landing))
-
-
-@pytest.fixture
 def registry_root(tmp_path: Path) -> Path:
     return tmp_path / "reg"
 

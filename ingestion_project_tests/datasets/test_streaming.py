@@ -11,7 +11,6 @@ from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetVersionChangedError,
-    dataset_registry,
     iter_version_batches,
     load_version,
     register_file_dataset,
@@ -34,21 +33,6 @@ FRAME = pd.DataFrame(
         "busy": [True, False, True, False, True, True, False],
     }
 )
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    return tmp_path / "landing"
-
-
-@pytest.fixture
-def store(landing: Path) -> CountingDatastore:
-    return CountingDatastore(name="landing", root=str(landing))
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> VersionRegistry:
-    return dataset_registry(LocalDatastore(name="registry", root=str(tmp_path / "reg")), "_reg")
 
 
 def put(frame: pd.DataFrame, target: Path, file_format: str) -> None:
