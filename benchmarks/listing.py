@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
 from ingestion_project.datasets.fingerprint import listing_fingerprint
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.triggers.data_change import build_data_change_sensor
@@ -51,7 +52,7 @@ def best_of(call: Callable[[], object], repeats: int = REPEATS) -> float:
 
 
 def sensor_tick(store: FileDatastore) -> Callable[[], object]:
-    spec = DatasetSpec(datastore="store", path=PATTERN, trigger=DataChangeTrigger(on="data_change"))
+    spec = DatasetSpec(datastore="store", path=PATTERN, trigger=DataChangeTrigger())
     sensor = build_data_change_sensor("bench", spec, "refresh_bench")
 
     def tick() -> object:
@@ -124,7 +125,7 @@ def bench_blob(files: int) -> None:
             name="store",
             account_url=azurite.account_url,
             container="bench",
-            account_key=ACCOUNT_KEY,
+            credential=AzureCredential(account_key=ACCOUNT_KEY),
         )
 
         def baseline() -> list[tuple[str, int, str]]:

@@ -55,6 +55,7 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.registry import Record, VersionRegistry
@@ -480,7 +481,7 @@ def bench_azurite(datasets: dict[str, Dataset], root: Path, repeats: int) -> Non
             name="bench",
             account_url=azurite.account_url,
             container="bench",
-            account_key=ACCOUNT_KEY,
+            credential=AzureCredential(account_key=ACCOUNT_KEY),
         )
         registry = dataset_registry(
             LocalDatastore(name="registry", root=str(root / "registry-azurite")), "r"

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.versions import dataset_registry, register_file_dataset
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project_tests.azurite import (
@@ -271,7 +272,7 @@ def bench_blob(files: int) -> None:
             name="bench",
             account_url=azurite.account_url,
             container="bench",
-            account_key=ACCOUNT_KEY,
+            credential=AzureCredential(account_key=ACCOUNT_KEY),
         )
 
         def baseline() -> list[tuple[str, int, str]]:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
+from ingestion_project.cli_support import loaded_project, project_option
 from ingestion_project.datasets.cli_commands import datasets
-from ingestion_project.settings import PROJECT_CATALOG, ingestion_home
+from ingestion_project.settings import ingestion_home
 
 
 @click.group()
@@ -29,12 +30,10 @@ def demo(months: int) -> None:
     from ingestion_project.demo.loop import reset_demo_state
 
     reset_demo_state(home)
-    click.echo("Loading the catalog and Dagster definitions...")
+    click.echo("Loading the demo catalog and its Dagster definitions...")
     import dagster as dg
 
-    from ingestion_project.catalog.definitions import build_definitions
-    from ingestion_project.catalog.parse import load_catalog_file
-    from ingestion_project.demo.loop import run_demo
+    from ingestion_project.demo.loop import demo_definitions, run_demo
 
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -43,9 +42,8 @@ def demo(months: int) -> None:
         f"Working in {home} (datastores, registry); Dagster instance: "
         f"{type(instance.run_storage).__name__} configured by {dagster_home}."
     )
-    defs = build_definitions(load_catalog_file(PROJECT_CATALOG), home)
     report = run_demo(
-        defs,
+        demo_definitions(),
         instance,
         home / "datastores" / "workspace_default",
         arriving=tuple(range(5, 5 + months)),
@@ -65,26 +63,18 @@ def datastores() -> None:
 
 @datastores.command("check")
 @click.argument("name", required=False)
-@click.option(
-    "--catalog",
-    "catalog_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=PROJECT_CATALOG,
-    show_default="the project's catalog",
-    help="A catalog YAML file (a defs.yaml).",
-)
-def datastores_check(name: str | None, catalog_path: Path) -> None:
+@project_option
+def datastores_check(name: str | None, project: Path | None) -> None:
     """Connect to each declared datastore (or NAME) and report ok or why not."""
-    from ingestion_project.catalog.parse import load_catalog_file
     from ingestion_project.datastores.health import check_datastores
 
-    # Missing secrets are reported per datastore below rather than failing the whole load.
-    catalog = load_catalog_file(catalog_path, check_env=False)
+    loaded = loaded_project(project)
+    catalog = loaded.catalog
     if name is not None and name not in catalog.datastores:
         declared = ", ".join(sorted(catalog.datastores))
         raise click.UsageError(f"'{name}' is not a declared datastore (declared: {declared}).")
     names = [name] if name else list(catalog.datastores)
-    click.echo(f"Checking {len(names)} datastore(s) from {catalog_path}...")
+    click.echo(f"Checking {len(names)} datastore(s) of the project at {loaded.root}...")
     failed = 0
     for report in check_datastores(catalog, ingestion_home(), names):
         status = "ok" if report.ok else "FAILED"

@@ -11,7 +11,3 @@ INGESTION_HOME_ENV = "INGESTION_HOME"
 def ingestion_home() -> Path:
     """INGESTION_HOME if set, else ./.ingestion in the working directory."""
     return Path(os.environ.get(INGESTION_HOME_ENV) or Path.cwd() / ".ingestion").resolve()
-
-
-# The project's own catalog: the demo, and the default for the CLI and the Python API.
-PROJECT_CATALOG = Path(__file__).resolve().parent / "defs" / "catalog" / "defs.yaml"

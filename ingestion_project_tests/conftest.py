@@ -8,10 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingestion_project.catalog.definitions import build_definitions
-from ingestion_project.catalog.parse import load_catalog_file
-from ingestion_project.catalog.spec import CatalogSpec
-from ingestion_project.demo.loop import DEMO_DATA, HISTORY, INCOMING
+from ingestion_project.demo.loop import DEMO_DATA, HISTORY, INCOMING, demo_definitions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CATALOG = PROJECT_ROOT / "ingestion_project" / "defs" / "catalog" / "defs.yaml"
@@ -34,14 +31,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def project_catalog() -> CatalogSpec:
-    return load_catalog_file(PROJECT_CATALOG)
-
-
 @pytest.fixture
-def defs(project_catalog: CatalogSpec, home: Path) -> dg.Definitions:
-    return build_definitions(project_catalog, home)
+def defs(home: Path) -> dg.Definitions:
+    """The demo's definitions, its local datastore under the ``home`` fixture."""
+    return demo_definitions()
 
 
 @pytest.fixture

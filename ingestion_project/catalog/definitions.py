@@ -1,14 +1,16 @@
-"""Turn a validated catalog into Dagster definitions: resources, assets, checks, jobs, triggers."""
+"""Turn one catalog of a validated project into Dagster definitions: assets, checks, jobs, triggers.
+
+Every catalog's definitions carry the project's datastore resources: the same objects in each,
+so Dagster merges them into one code location without a conflict.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
-from ingestion_project.catalog.spec import CatalogSpec, CronTrigger, DataChangeTrigger
+from ingestion_project.catalog.project import ProjectCatalog
+from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
 from ingestion_project.datasets.assets import build_dataset_asset
-from ingestion_project.datastores.factory import build_datastore
 from ingestion_project.monitoring.assets import build_drift_asset
 from ingestion_project.quality.checks import build_dataset_checks
 from ingestion_project.training.assets import (
@@ -30,23 +32,28 @@ def retrain_job_name(model: str) -> str:
     return f"retrain_{model}"
 
 
-def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
-    resources = {
-        name: build_datastore(name, spec, home) for name, spec in catalog.datastores.items()
-    }
+def build_definitions(catalog: ProjectCatalog, source: str | None = None) -> dg.Definitions:
+    """Definitions for the entries of catalog file ``source`` (all entries when None)."""
+
+    def own(section: str) -> list[str]:
+        names = getattr(catalog, section)
+        return list(names) if source is None else catalog.names_in(source, section)
+
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
-    for name, dataset in catalog.datasets.items():
+    for name in own("datasets"):
+        dataset = catalog.datasets[name]
         assets.append(build_dataset_asset(name, dataset, catalog.registry))
         checks.extend(build_dataset_checks(name, dataset, catalog.registry))
-    for name, model in catalog.models.items():
+    for name in own("models"):
         assets.append(build_model_asset(name, catalog))
-        if model.scoring is not None:
+        if catalog.models[name].scoring is not None:
             assets.append(build_predictions_asset(name, catalog))
-    assets.extend(build_drift_asset(name, catalog) for name in catalog.monitors)
+    assets.extend(build_drift_asset(name, catalog) for name in own("monitors"))
 
     jobs, sensors, schedules = [], [], []
-    for name, dataset in catalog.datasets.items():
+    for name in own("datasets"):
+        dataset = catalog.datasets[name]
         job = dg.define_asset_job(
             refresh_job_name(name),
             selection=dg.AssetSelection.assets(*refresh_selection(catalog, name)),
@@ -61,7 +68,8 @@ def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
             sensors.append(build_sensor(name, dataset, job.name))
         elif isinstance(dataset.trigger, CronTrigger):
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
-    for name, model in catalog.models.items():
+    for name in own("models"):
+        model = catalog.models[name]
         monitors = [m for m, spec in catalog.monitors.items() if spec.model == name]
         selection = [model.train_on, name]
         if model.scoring is not None:
@@ -84,11 +92,11 @@ def build_definitions(catalog: CatalogSpec, home: Path) -> dg.Definitions:
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,
-        resources=resources,
+        resources=dict(catalog.resources),
     )
 
 
-def refresh_selection(catalog: CatalogSpec, dataset: str) -> list[str]:
+def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:
     """The dataset, the predictions of models that score it, and the monitors that watch it."""
     selected = [dataset]
     for name, model in catalog.models.items():

@@ -9,21 +9,36 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class CatalogProblem:
-    """One mistake in one entry of a catalog file."""
+    """One mistake in one entry of a catalog file (``source``: the file, when known)."""
 
     entry: str
     problem: str
     fix: str
+    source: str | None = None
 
-    def render(self, source: Path | str) -> str:
-        return f"{source}: {self.entry}: {self.problem.rstrip('.')}. {self.fix}"
+    def render(self, source: Path | str | None = None) -> str:
+        where = self.source or source or "catalog"
+        return f"{where}: {self.entry}: {self.problem.rstrip('.')}. {self.fix}"
 
 
-class CatalogError(ValueError):
-    """Raised at load time when a catalog YAML file has mistakes; lists every one found."""
+class CatalogError(Exception):
+    """Raised at load time when catalogs have mistakes; lists every one found, file by file.
 
-    def __init__(self, source: Path | str, problems: Iterable[CatalogProblem]) -> None:
-        self.source = source
-        self.problems = tuple(problems)
-        lines = [problem.render(source) for problem in self.problems]
-        super().__init__("\n".join(lines))
+    Not a ValueError on purpose: raised inside pydantic validation it must travel unchanged.
+    """
+
+    def __init__(
+        self, problems: Iterable[CatalogProblem], source: Path | str | None = None
+    ) -> None:
+        self.problems = tuple(
+            problem if problem.source or source is None else _with_source(problem, source)
+            for problem in problems
+        )
+        self.source = (
+            source if source is not None else (self.problems[0].source if self.problems else None)
+        )
+        super().__init__("\n".join(problem.render() for problem in self.problems))
+
+
+def _with_source(problem: CatalogProblem, source: Path | str) -> CatalogProblem:
+    return CatalogProblem(problem.entry, problem.problem, problem.fix, str(source))

@@ -1,7 +1,8 @@
 """Typed specs for what a catalog YAML declares: datastores, datasets, models and monitors.
 
-The specs know nothing of Dagster; `catalog.parse` turns raw YAML into them and reports every
-mistake with the file, the entry and what to change.
+The specs know nothing of Dagster; `catalog.parse` validates each entry of a catalog with them
+and reports every mistake with the file, the entry and what to change. Datastore entries are
+derived from the datastore resource classes (`catalog.datastore_entries`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 WORKSPACE_DEFAULT = "workspace_default"
 ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,181 +55,10 @@ class SecretRef(SpecModel):
         return value
 
 
-class LocalDatastoreSpec(SpecModel):
-    """Files in a local directory; relative roots live under INGESTION_HOME."""
+class DataChangePolling(SpecModel):
+    """How often the listing (or the tables' fingerprints) is compared with the last one."""
 
-    kind: Literal["local"]
-    root: str | None = None
-    description: str = ""
-
-
-class PostgresDatastoreSpec(SpecModel):
-    """A PostgreSQL database (also Azure Database for PostgreSQL)."""
-
-    kind: Literal["postgresql"]
-    host: str
-    port: int = 5432
-    database: str
-    user: str
-    password: SecretRef | None = None
-    description: str = ""
-
-
-class MySqlDatastoreSpec(SpecModel):
-    """A MySQL or MariaDB database (also Azure Database for MySQL)."""
-
-    kind: Literal["mysql"]
-    host: str
-    port: int = 3306
-    database: str
-    user: str
-    password: SecretRef | None = None
-    description: str = ""
-
-
-class AzureSqlDatastoreSpec(SpecModel):
-    """An Azure SQL Database (or any SQL Server) with SQL authentication."""
-
-    kind: Literal["azure_sql"]
-    host: str
-    port: int = 1433
-    database: str
-    user: str
-    password: SecretRef | None = None
-    description: str = ""
-
-
-class ServicePrincipalSpec(SpecModel):
-    """A Microsoft Entra application: tenant and client ids are not secret, the secret is."""
-
-    tenant_id: str
-    client_id: str
-    client_secret: SecretRef
-
-
-class AzureCredentialSpec(SpecModel):
-    """At most one way to authenticate; none means the ambient identity (DefaultAzureCredential)."""
-
-    account_key: SecretRef | None = None
-    sas_token: SecretRef | None = None
-    connection_string: SecretRef | None = None
-    service_principal: ServicePrincipalSpec | None = None
-
-    @model_validator(mode="after")
-    def _one_way(self) -> AzureCredentialSpec:
-        given = [name for name, value in self if value is not None]
-        if len(given) > 1:
-            raise ValueError(
-                f"give one way to authenticate, not {len(given)} ({', '.join(given)}); "
-                "leave 'credential' out to use the identity (DefaultAzureCredential)"
-            )
-        return self
-
-
-def _http_url(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(
-            f"'{value}' is not an http(s) URL (e.g. https://myaccount.blob.core.windows.net)"
-        )
-    return value
-
-
-class AzureStorageSpec(SpecModel):
-    """Fields every Azure Storage kind shares."""
-
-    account_url: str | None = None
-    prefix: str = ""
-    credential: AzureCredentialSpec = Field(default_factory=AzureCredentialSpec)
-    timeout_seconds: int = Field(default=30, ge=1, le=600)
-    description: str = ""
-
-    @field_validator("account_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return _http_url(value)
-
-    @model_validator(mode="after")
-    def _url_or_connection_string(self) -> AzureStorageSpec:
-        if self.account_url is None and self.credential.connection_string is None:
-            raise ValueError("give 'account_url' (or a credential.connection_string)")
-        return self
-
-
-class AzureBlobDatastoreSpec(AzureStorageSpec):
-    """An Azure Blob Storage container."""
-
-    kind: Literal["azure_blob"]
-    container: str
-
-
-class AzureFileShareDatastoreSpec(AzureStorageSpec):
-    """An Azure Files share."""
-
-    kind: Literal["azure_file_share"]
-    share: str
-
-
-class AdlsGen2DatastoreSpec(AzureStorageSpec):
-    """An Azure Data Lake Storage Gen2 file system; ``endpoint: blob`` lists and reads over Blob."""
-
-    kind: Literal["adls_gen2"]
-    filesystem: str
-    endpoint: Literal["dfs", "blob"] = "dfs"
-
-
-class DbfsDatastoreSpec(SpecModel):
-    """The Databricks File System of a workspace, through its REST API (databricks-sdk)."""
-
-    kind: Literal["dbfs"]
-    host: str
-    token: SecretRef | None = None
-    root: str = "/"
-    timeout_seconds: int = Field(default=30, ge=1, le=600)
-    description: str = ""
-
-    @field_validator("host")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value) or value
-
-
-class HttpDatastoreSpec(SpecModel):
-    """Public files over HTTP(S), read-only: open datasets and datasets from public URLs."""
-
-    kind: Literal["http"]
-    base_url: str
-    timeout_seconds: int = Field(default=30, ge=1, le=600)
-    description: str = ""
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value) or value
-
-
-DatastoreSpec = Annotated[
-    LocalDatastoreSpec
-    | PostgresDatastoreSpec
-    | MySqlDatastoreSpec
-    | AzureSqlDatastoreSpec
-    | AzureBlobDatastoreSpec
-    | AzureFileShareDatastoreSpec
-    | AdlsGen2DatastoreSpec
-    | DbfsDatastoreSpec
-    | HttpDatastoreSpec,
-    Field(discriminator="kind"),
-]
-FILE_DATASTORE_KINDS = frozenset(
-    {"local", "azure_blob", "azure_file_share", "adls_gen2", "dbfs", "http"}
-)
-SQL_DATASTORE_KINDS = frozenset({"postgresql", "mysql", "azure_sql"})
-
-
-class DataChangeTrigger(SpecModel):
-    """Materialize when the files or rows behind a dataset change (a polling sensor)."""
-
-    on: Literal["data_change"]
-    every: str = "60s"
+    every: str = Field(default="60s", description="Interval between checks: '30s', '5m', '1h'.")
 
     @field_validator("every")
     @classmethod
@@ -228,9 +66,20 @@ class DataChangeTrigger(SpecModel):
         parse_interval_seconds(value)
         return value
 
+
+class DataChangeTrigger(SpecModel):
+    """Materialize when the files or rows behind a dataset change: ``data_change: {every: 30s}``."""
+
+    data_change: DataChangePolling = Field(default_factory=DataChangePolling)
+
+    @field_validator("data_change", mode="before")
+    @classmethod
+    def _empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # `data_change:` with nothing after it
+
     @property
     def interval_seconds(self) -> int:
-        return parse_interval_seconds(self.every)
+        return parse_interval_seconds(self.data_change.every)
 
 
 class CronTrigger(SpecModel):
@@ -313,7 +162,47 @@ class ColumnsCheck(SpecModel):
     columns: list[str]
 
 
-CheckSpec = NotNullCheck | BetweenCheck | UniqueCheck | ColumnsCheck
+CHECK_TYPES: dict[str, type[SpecModel]] = {
+    "not_null": NotNullCheck,
+    "between": BetweenCheck,
+    "unique": UniqueCheck,
+    "columns": ColumnsCheck,
+}
+
+
+def _check_kind(value: Any) -> str | None:
+    """A check is a one-key mapping; its key says which check it is."""
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    if isinstance(value, SpecModel):
+        return next(iter(type(value).model_fields))
+    return None
+
+
+CheckSpec = Annotated[
+    Annotated[NotNullCheck, Tag("not_null")]
+    | Annotated[BetweenCheck, Tag("between")]
+    | Annotated[UniqueCheck, Tag("unique")]
+    | Annotated[ColumnsCheck, Tag("columns")],
+    Discriminator(_check_kind),
+]
+
+
+def _trigger_kind(value: Any) -> str | None:
+    """A schedule names a cron expression; a data-change trigger says ``data_change``."""
+    if isinstance(value, CronTrigger | DataChangeTrigger):
+        return "cron" if isinstance(value, CronTrigger) else "data_change"
+    if isinstance(value, dict):
+        for key in ("cron", "data_change"):
+            if key in value:
+                return key
+    return None
+
+
+TriggerSpec = Annotated[
+    Annotated[CronTrigger, Tag("cron")] | Annotated[DataChangeTrigger, Tag("data_change")],
+    Discriminator(_trigger_kind),
+]
 
 
 COLUMN_TYPES = ("string", "int64", "float64", "bool", "datetime64[ns]", "category")
@@ -346,7 +235,7 @@ class DatasetSpec(SpecModel):
     tags: dict[str, str] = Field(default_factory=dict)
     owners: list[str] = Field(default_factory=list)
     checks: list[CheckSpec] = Field(default_factory=list)
-    trigger: DataChangeTrigger | CronTrigger | None = None
+    trigger: TriggerSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -471,26 +360,3 @@ class RegistrySpec(SpecModel):
 
     datastore: str = WORKSPACE_DEFAULT
     prefix: str = "_registry"
-
-
-class CatalogSpec(SpecModel):
-    """Everything one catalog file declares, validated and cross-checked."""
-
-    registry: RegistrySpec = Field(default_factory=RegistrySpec)
-    datastores: dict[str, DatastoreSpec] = Field(default_factory=dict)
-    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
-    models: dict[str, ModelSpec] = Field(default_factory=dict)
-    monitors: dict[str, MonitorSpec] = Field(default_factory=dict)
-
-    def monitor_target(self, name: str) -> str:
-        """The dataset a monitor watches: declared, else the model's scoring dataset."""
-        monitor = self.monitors[name]
-        if monitor.target:
-            return monitor.target
-        scoring = self.models[monitor.model].scoring
-        assert scoring is not None, "validated in parse"
-        return scoring.dataset
-
-    def monitor_features(self, name: str) -> list[str]:
-        monitor = self.monitors[name]
-        return list(monitor.features or self.models[monitor.model].features)

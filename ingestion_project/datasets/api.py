@@ -18,11 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ingestion_project.catalog.spec import (
-    FILE_DATASTORE_KINDS,
-    CatalogSpec,
-    DatasetSpec,
-)
+from ingestion_project.catalog.project import ProjectCatalog
+from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetVersionChangedError,
@@ -43,7 +40,6 @@ from ingestion_project.datastores.base import (
     normalize_relative_path,
 )
 from ingestion_project.registry import Record, VersionRegistry
-from ingestion_project.settings import PROJECT_CATALOG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +68,8 @@ class DownloadConflictError(DatasetError, FileExistsError):
 
 
 def materialize_hint(name: str) -> str:
-    """How a person makes the first (or next) version of a dataset."""
-    return f"dagster asset materialize -m ingestion_project.definitions --select {name}"
+    """How a person makes the first (or next) version of a dataset, from the project's folder."""
+    return f"dg launch --assets {name}"
 
 
 @dataclass(frozen=True)
@@ -127,35 +123,33 @@ class DatasetSummary:
 
 
 class Workspace:
-    """A catalog, its datastores and its registry, usable from scripts and notebooks.
+    """A project's catalogs, their datastores and the registry, for scripts and notebooks.
 
     Datastores are built only when first used, so secrets of unused ones need not be set.
     """
 
-    def __init__(self, catalog: CatalogSpec, home: Path, catalog_path: Path | None = None) -> None:
+    def __init__(
+        self, catalog: ProjectCatalog, home: Path, project_root: Path | None = None
+    ) -> None:
         self.catalog = catalog
         self.home = home
-        self.catalog_path = catalog_path
+        self.project_root = project_root
         self._stores: dict[str, Any] = {}
 
     @classmethod
-    def load(cls, catalog_path: Path | None = None, home: Path | None = None) -> Workspace:
-        """Read a catalog YAML (default: the project's) with INGESTION_HOME as the default home.
+    def load(cls, project: Path | str | None = None, home: Path | None = None) -> Workspace:
+        """The catalogs of the project at or above ``project`` (default: the working folder).
 
-        Secrets are checked when a datastore is used, not here, so one missing secret does not
+        They load as `dg dev` loads them; INGESTION_HOME is the default home.
+
+        Secrets are read when a datastore is used, not here, so one missing secret does not
         block reading datasets that live elsewhere.
         """
-        from ingestion_project.catalog.parse import load_catalog_file
+        from ingestion_project.catalog.loading import load_project
         from ingestion_project.settings import ingestion_home
 
-        path = Path(catalog_path) if catalog_path is not None else PROJECT_CATALOG
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"catalog {path} does not exist. Give the path of a catalog YAML (a defs.yaml), "
-                "or leave it out for the project's catalog."
-            )
-        catalog = load_catalog_file(path, check_env=False)
-        return cls(catalog, Path(home).resolve() if home else ingestion_home(), path)
+        loaded = load_project(Path(project) if project is not None else None)
+        return cls(loaded.catalog, Path(home).resolve() if home else ingestion_home(), loaded.root)
 
     def datastore(self, name: str) -> FileDatastore | SqlDatastore:
         """The resource for a declared datastore, built once."""
@@ -166,7 +160,7 @@ class Workspace:
                 "Use one of those, or declare it under 'datastores:'."
             )
         if name not in self._stores:
-            from ingestion_project.datastores.factory import build_datastore
+            from ingestion_project.catalog.datastore_entries import build_datastore
 
             self._stores[name] = build_datastore(name, self.catalog.datastores[name], self.home)
         return self._stores[name]
@@ -176,9 +170,7 @@ class Workspace:
         store = self.datastore(name)
         if not isinstance(store, FileDatastore):
             files = sorted(
-                key
-                for key, spec in self.catalog.datastores.items()
-                if spec.kind in FILE_DATASTORE_KINDS
+                key for key in self.catalog.datastores if self.catalog.is_file_datastore(key)
             )
             raise DatastoreError(
                 f"datastore '{name}' is a SQL database ({store.describe()}), not a file store. "
@@ -290,7 +282,7 @@ class Workspace:
         return uses
 
     def _source(self) -> str:
-        return f"catalog {self.catalog_path}" if self.catalog_path else "the catalog"
+        return f"the project at {self.project_root}" if self.project_root else "the catalog"
 
 
 class _FileStores(Mapping[str, FileDatastore]):
@@ -300,8 +292,8 @@ class _FileStores(Mapping[str, FileDatastore]):
         self._workspace = workspace
         self._names = [
             name
-            for name, spec in workspace.catalog.datastores.items()
-            if spec.kind in FILE_DATASTORE_KINDS
+            for name in workspace.catalog.datastores
+            if workspace.catalog.is_file_datastore(name)
         ]
 
     def __getitem__(self, name: str) -> FileDatastore:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ingestion_project.settings import PROJECT_CATALOG
+from ingestion_project.cli_support import CatalogMistake, loaded_project, project_option
 
 if TYPE_CHECKING:
     from ingestion_project.datasets.api import DatasetVersion, DatasetVersionInfo, Workspace
@@ -22,15 +22,6 @@ if TYPE_CHECKING:
 
 FILES_SHOWN = 20
 QUERY_SHOWN = 60
-
-catalog_option = click.option(
-    "--catalog",
-    "catalog_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=PROJECT_CATALOG,
-    show_default="the project's catalog",
-    help="A catalog YAML file (a defs.yaml).",
-)
 
 
 @click.group()
@@ -42,7 +33,8 @@ def datasets() -> None:
 def _explained_errors() -> Iterator[None]:
     """Turn the errors a person can cause into one clear message and a non-zero exit.
 
-    Unknown names and versions are usage errors (exit 2); everything else exits 1.
+    Unknown names and versions are usage errors and catalog mistakes exit 2; everything else
+    exits 1.
     """
     from ingestion_project.catalog.errors import CatalogError
     from ingestion_project.datasets.api import UnknownDatasetError
@@ -55,15 +47,17 @@ def _explained_errors() -> Iterator[None]:
     except UnknownDatasetError as error:
         raise click.UsageError(str(error)) from None
     except CatalogError as error:
-        raise click.ClickException(f"the catalog has mistakes:\n{error}") from None
+        raise CatalogMistake(f"the catalog has mistakes:\n{error}") from None
     except (DatasetError, DatastoreError, RegistryError, OSError) as error:
         raise click.ClickException(str(error)) from None
 
 
-def _workspace(catalog_path: Path) -> Workspace:
+def _workspace(project: Path | None) -> Workspace:
     from ingestion_project.datasets.api import Workspace
+    from ingestion_project.settings import ingestion_home
 
-    return Workspace.load(catalog_path)
+    loaded = loaded_project(project)
+    return Workspace(loaded.catalog, ingestion_home(), loaded.root)
 
 
 def _materialize_hint(name: str) -> str:
@@ -73,16 +67,19 @@ def _materialize_hint(name: str) -> str:
 
 
 @datasets.command("list")
-@catalog_option
-def list_datasets(catalog_path: Path) -> None:
+@project_option
+def list_datasets(project: Path | None) -> None:
     """Each declared dataset: what it points at and its latest version."""
     with _explained_errors():
-        workspace = _workspace(catalog_path)
+        workspace = _workspace(project)
         summaries = workspace.datasets()
         if not summaries:
-            click.echo(f"{catalog_path} declares no datasets. Declare one under 'datasets:'.")
+            click.echo(
+                f"The project at {workspace.project_root} declares no datasets. Declare one "
+                "under 'datasets:' in a catalog."
+            )
             return
-        click.echo(f"{_count(len(summaries), 'dataset')} in {catalog_path}:")
+        click.echo(f"{_count(len(summaries), 'dataset')} in {workspace.project_root}:")
         for item in summaries:
             source = f"path {item.path}" if item.path is not None else f"query {_short(item.query)}"
             click.echo(
@@ -101,11 +98,11 @@ def list_datasets(catalog_path: Path) -> None:
 
 @datasets.command("versions")
 @click.argument("name")
-@catalog_option
-def list_versions(name: str, catalog_path: Path) -> None:
+@project_option
+def list_versions(name: str, project: Path | None) -> None:
     """Every registered version of dataset NAME, newest first."""
     with _explained_errors():
-        workspace = _workspace(catalog_path)
+        workspace = _workspace(project)
         versions = workspace.versions(name)
         if not versions:
             click.echo(f"{name} has no version yet (materialize it: {_materialize_hint(name)}).")
@@ -134,11 +131,11 @@ def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
 
 @datasets.command("show")
 @click.argument("reference", metavar="NAME[:VERSION]")
-@catalog_option
-def show_version(reference: str, catalog_path: Path) -> None:
+@project_option
+def show_version(reference: str, project: Path | None) -> None:
     """The facts of one version (the latest if VERSION is left out)."""
     with _explained_errors():
-        workspace = _workspace(catalog_path)
+        workspace = _workspace(project)
         version = _get(workspace, reference)
         record = version.record
         info = _info(record)
@@ -214,11 +211,11 @@ def _echo_lineage(version: DatasetVersion) -> None:
 @datasets.command("download")
 @click.argument("reference", metavar="NAME[:VERSION]")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@catalog_option
-def download_version(reference: str, directory: Path, catalog_path: Path) -> None:
+@project_option
+def download_version(reference: str, directory: Path, project: Path | None) -> None:
     """Copy the files of one version (the latest if VERSION is left out) into DIRECTORY."""
     with _explained_errors():
-        workspace = _workspace(catalog_path)
+        workspace = _workspace(project)
         version = _get(workspace, reference)
         files = version.files()
         total = sum(info.size for info in files)

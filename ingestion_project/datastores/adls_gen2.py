@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -61,6 +61,8 @@ class AdlsGen2Datastore(AzureStorageDatastore):
     Block List for large files) makes the new content visible at once, and ``overwrite=False``
     sends ``If-None-Match: *`` so the service itself refuses to replace an existing file.
     """
+
+    kind: ClassVar[str] = "adls_gen2"
 
     filesystem: str = Field(description="The file system (container) that holds the data.")
     endpoint: Literal["dfs", "blob"] = Field(
@@ -288,7 +290,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
             "max_chunk_get_size": CHUNK_BYTES,
         }
         with self._building_client():
-            if self.connection_string:
+            if self.credential.connection_string:
                 client = FileSystemClient.from_connection_string(
                     self.secret("connection_string") or "", self.filesystem, **options
                 )
@@ -310,7 +312,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
             "max_block_size": CHUNK_BYTES,
         }
         with self._building_client():
-            if self.connection_string:
+            if self.credential.connection_string:
                 client = ContainerClient.from_connection_string(
                     self.secret("connection_string") or "", self.filesystem, **options
                 )
@@ -323,7 +325,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
             self._close(client)
 
     def _credential(self, url: str) -> Any:
-        credential = self.credential()
+        credential = self.client_credential()
         if hasattr(credential, "get_token") and urlsplit(url).scheme != "https":
             # The SDK refuses to send a bearer token over http; say so before any request.
             raise DatastoreError(

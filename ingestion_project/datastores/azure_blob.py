@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -57,6 +57,8 @@ class AzureBlobDatastore(AzureStorageDatastore):
     The client is built once per resource instance and settings, with the store's timeouts on
     every request and the Storage SDK's retry policy using the store's retry count and backoff.
     """
+
+    kind: ClassVar[str] = "azure_blob"
 
     container: str = Field(description="The Blob container that holds the data.")
     transfer_chunk_bytes: int = Field(
@@ -210,7 +212,7 @@ class AzureBlobDatastore(AzureStorageDatastore):
             "max_chunk_get_size": chunk,
         }
         try:
-            if self.connection_string:
+            if self.credential.connection_string:
                 return ContainerClient.from_connection_string(
                     self.secret("connection_string") or "", self.container, **options
                 )
@@ -220,7 +222,7 @@ class AzureBlobDatastore(AzureStorageDatastore):
                     "account_url (https://<account>.blob.core.windows.net) to the catalog entry.",
                     reason="invalid request",
                 )
-            credential = self.credential()
+            credential = self.client_credential()
             if hasattr(credential, "get_token") and urlsplit(self.account_url).scheme != "https":
                 # The SDK refuses to send a bearer token over http; say so before any request.
                 raise DatastoreError(

@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, quote_plus
 
+import dagster as dg
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import HttpTransport
 from azure.storage.blob import ExponentialRetry
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ingestion_project.datastores.base import (
+    HIDE_INPUT,
     DatastoreError,
     FileDatastore,
     normalize_relative_path,
+    require_http_url,
     resolve_secret,
+    secret_field,
 )
 
 SECRET_FIELDS = ("account_key", "sas_token", "connection_string", "client_secret")
@@ -170,31 +174,87 @@ def is_listed(relative: str) -> bool:
     return all(part and not part.startswith(".") for part in relative.split("/"))
 
 
+class ServicePrincipal(dg.Config):
+    """A Microsoft Entra application: tenant and client ids are not secret, the secret is."""
+
+    model_config = HIDE_INPUT
+
+    tenant_id: str = Field(description="Directory (tenant) id of the application.")
+    client_id: str = Field(description="Application (client) id.")
+    client_secret: str = secret_field("The application's client secret.", required=True)
+
+
+class AzureCredential(dg.Config):
+    """At most one way to authenticate; none means the ambient identity (DefaultAzureCredential).
+
+    That identity is Azure ML's identity-based access: a managed identity in Azure, or the
+    developer's `az login` on a laptop.
+    """
+
+    model_config = HIDE_INPUT
+
+    account_key: str | None = secret_field("The storage account's access key.")
+    sas_token: str | None = secret_field("A shared access signature for the container.")
+    connection_string: str | None = secret_field("A storage connection string.")
+    service_principal: ServicePrincipal | None = Field(
+        default=None, description="An Entra application with a data role on the container."
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AzureCredential:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one way to authenticate, not {len(given)} ({', '.join(given)}); "
+                "leave 'credential' out to use the identity (DefaultAzureCredential)"
+            )
+        return self
+
+
 class AzureStorageDatastore(FileDatastore):
     """Base for Blob, File Share and Data Lake Gen2 stores: one account, one container-like root.
 
-    Authentication, in order: connection string, account key, SAS token, service principal
-    (tenant, client id, secret), else the ambient identity (DefaultAzureCredential), which is
-    Azure ML's identity-based access. Secret fields hold `dg.EnvVar`s, resolved only when used.
+    Authentication (``credential``), in order: connection string, account key, SAS token, service
+    principal (tenant, client id, secret), else the ambient identity (DefaultAzureCredential),
+    which is Azure ML's identity-based access. Secret fields hold `dg.EnvVar`s, resolved only
+    when used.
     """
 
     name: str = Field(description="Catalog name of this datastore.")
     account_url: str | None = Field(
-        default=None, description="e.g. https://myaccount.blob.core.windows.net"
+        default=None,
+        description="e.g. https://myaccount.blob.core.windows.net (not needed with a "
+        "connection string)",
     )
     prefix: str = Field(default="", description="Folder inside the container used as the root.")
-    # Secret fields hold dg.EnvVars; inside a run they hold values, so they stay out of reprs.
-    account_key: str | None = Field(default=None, repr=False)
-    sas_token: str | None = Field(default=None, repr=False)
-    connection_string: str | None = Field(default=None, repr=False)
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = Field(default=None, repr=False)
-    timeout_seconds: int = Field(default=30, ge=1, le=600)
-    max_retries: int = Field(default=4, ge=0, le=10)
-    retry_backoff_seconds: float = Field(default=0.5, ge=0, le=30)
+    credential: AzureCredential = Field(
+        default_factory=AzureCredential,
+        description="How to authenticate; leave it out for the identity (DefaultAzureCredential).",
+    )
+    timeout_seconds: int = Field(
+        default=30, ge=1, le=600, description="Upper bound on waiting for one service answer."
+    )
+    max_retries: int = Field(
+        default=4, ge=0, le=10, description="Retries of a 429/5xx answer or a connection reset."
+    )
+    retry_backoff_seconds: float = Field(
+        default=0.5, ge=0, le=30, description="First pause between retries; doubles each time."
+    )
 
     _transport: Any = PrivateAttr(default=None)
+
+    @field_validator("account_url")
+    @classmethod
+    def _valid_account_url(cls, value: str | None) -> str | None:
+        return None if value is None else require_http_url(value, query_allowed=False)
+
+    @model_validator(mode="after")
+    def _url_or_connection_string(self) -> Self:
+        if self.account_url is None and self.credential.connection_string is None:
+            raise ValueError(
+                "give 'account_url' (or a credential.connection_string); neither was given"
+            )
+        return self
 
     @property
     def store_name(self) -> str:
@@ -211,15 +271,19 @@ class AzureStorageDatastore(FileDatastore):
         return copy
 
     def secret(self, field: str) -> str | None:
-        return resolve_secret(getattr(self, field), store=self.name, field=field)
+        """The value of a credential field (client_secret: the service principal's)."""
+        principal = self.credential.service_principal
+        holder = principal if field == "client_secret" else self.credential
+        value = getattr(holder, field) if holder is not None else None
+        return resolve_secret(value, store=self.name, field=field)
 
-    def credential(self) -> Any:
+    def client_credential(self) -> Any:
         """The credential object for client constructors (None when a connection string is used).
 
         Token credentials get the store's timeouts and retries (and a test's transport), and a
         bad identity setting such as an http AZURE_AUTHORITY_HOST is an authentication error.
         """
-        if self.connection_string:
+        if self.credential.connection_string:
             return None
         key = self.secret("account_key")
         if key:
@@ -227,19 +291,14 @@ class AzureStorageDatastore(FileDatastore):
         sas = self.secret("sas_token")
         if sas:
             return sas.lstrip("?")
+        principal = self.credential.service_principal
         try:
-            if self.client_secret:
+            if principal is not None:
                 from azure.identity import ClientSecretCredential
 
-                if not (self.tenant_id and self.client_id):
-                    raise DatastoreError(
-                        f"datastore '{self.name}': a service principal needs tenant_id and "
-                        "client_id as well as client_secret. Add them to the catalog entry.",
-                        reason="authentication failed",
-                    )
                 return ClientSecretCredential(
-                    self.tenant_id,
-                    self.client_id,
+                    principal.tenant_id,
+                    principal.client_id,
                     self.secret("client_secret") or "",
                     **self.identity_options(),
                 )

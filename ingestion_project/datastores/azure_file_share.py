@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
@@ -59,6 +59,8 @@ class AzureFileShareDatastore(AzureStorageDatastore):
     so fingerprinting a dataset reads no file data. Names starting with '.' are left out, as the
     local store does; the temporary files of writes in flight are named that way.
     """
+
+    kind: ClassVar[str] = "azure_file_share"
 
     share: str = Field(description="Name of the Azure Files share.")
 
@@ -174,7 +176,7 @@ class AzureFileShareDatastore(AzureStorageDatastore):
                     "Add one of them to the catalog entry.",
                     reason="invalid request",
                 )
-            credential = self.credential()
+            credential = self.client_credential()
             if hasattr(credential, "get_token"):
                 # Azure Files serves OAuth requests for data only with a declared backup intent.
                 options["token_intent"] = "backup"

@@ -124,7 +124,8 @@ class AzureSqlDatastore(ServerSqlDatastore):
         description="TDS protocol version: 7.4 for SQL Server 2012+ and Azure, 7.3 for 2008.",
     )
 
-    kind: ClassVar[str] = "mssql"
+    kind: ClassVar[str] = "azure_sql"
+    dialect: ClassVar[str] = "mssql"
     driver: ClassVar[str] = "mssql+pymssql"
 
     def _engine_options(self) -> dict[str, Any]:

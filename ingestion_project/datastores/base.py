@@ -10,9 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO
+from pathlib import Path
+from typing import IO, Any, ClassVar, Self
+from urllib.parse import parse_qsl, urlsplit
 
 import dagster as dg
+from pydantic import ConfigDict, Field
+from pydantic.fields import FieldInfo
+
+# Datastore settings may hold secrets (or URLs with them): validation errors never echo input.
+HIDE_INPUT = ConfigDict(hide_input_in_errors=True)
+# Marks a field whose value is a secret: the catalog takes it only as {env: NAME}.
+SECRET_MARK = "ingestion_secret"
+# Query parameters that carry credentials when pasted into a URL (SAS signatures, tokens, keys).
+_CREDENTIAL_PARAMETERS = frozenset(
+    {"sig", "signature", "token", "access_token", "api_key", "apikey", "key", "password", "secret"}
+)
 
 
 class DatastoreError(Exception):
@@ -62,6 +75,58 @@ class FileInfo:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
+MISSING_SECRET = "missing secret"
+
+
+def secret_field(description: str, *, required: bool = False) -> Any:
+    """A field that holds a secret: a ``dg.EnvVar`` in config, the value only inside a run.
+
+    ``repr=False`` keeps the value out of reprs, logs and tracebacks; the mark tells the catalog
+    to accept only ``{env: NAME}`` for it, never a literal.
+    """
+    return Field(
+        default=... if required else None,
+        description=description,
+        repr=False,
+        json_schema_extra={SECRET_MARK: True},
+    )
+
+
+def is_secret_field(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(SECRET_MARK))
+
+
+def refuse_url_credentials(value: str, *, query_allowed: bool = True) -> str:
+    """Refuse a URL or host that carries a credential (``user:pass@``, a SAS or token parameter).
+
+    The value is never echoed: it may hold a password. Secrets belong in their own fields.
+    """
+    text = value.strip()
+    parts = urlsplit(text if "//" in text else f"//{text}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "carries credentials ('user:password@host'; value not shown). Give the host alone "
+            "and the secret in its own field as {env: VARIABLE_NAME}"
+        )
+    names = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if parts.query and (not query_allowed or names & _CREDENTIAL_PARAMETERS):
+        raise ValueError(
+            "carries a query string that may hold a credential (value not shown). Give the URL "
+            "without '?...' and the SAS or token in its own field as {env: VARIABLE_NAME}"
+        )
+    return value
+
+
+def require_http_url(value: str, *, query_allowed: bool = True) -> str:
+    """An http(s) URL with a host and no embedded credentials."""
+    if not re.match(r"^https?://[^/\s]+", value.strip()):
+        raise ValueError(
+            f"'{value}' is not an http(s) URL (e.g. https://myaccount.blob.core.windows.net)"
+        )
+    return refuse_url_credentials(value, query_allowed=query_allowed)
+
+
 def resolve_secret(value: str | None, *, store: str, field: str) -> str | None:
     """The value of a secret field, resolving a ``dg.EnvVar`` when used outside a Dagster run.
 
@@ -72,12 +137,31 @@ def resolve_secret(value: str | None, *, store: str, field: str) -> str | None:
         resolved = value.get_value()
         if resolved is None:
             raise DatastoreError(
-                f"datastore '{store}': environment variable {value.env_var_name} for {field} is "
-                "not set. Set it in the environment of the process that uses the datastore.",
-                reason="authentication failed",
+                f"datastore '{store}': environment variable {value.env_var_name} is not set "
+                f"(it holds the {field}). Set it in the environment of the process that uses the "
+                "datastore (the run worker, or a .env file in the project root for `dg dev` and "
+                "the `ingestion` command), then try again.",
+                reason=MISSING_SECRET,
             )
         return resolved
     return value
+
+
+class CatalogDatastore:
+    """What the catalog needs of a datastore resource class: its kind and how to build one.
+
+    A datastore's fields are written once, on its resource class; the catalog derives the YAML
+    entry from them (see ``ingestion_project.catalog.datastore_entries``).
+    """
+
+    kind: ClassVar[str]
+    # Fields the catalog may leave out although the resource needs them (filled by from_catalog).
+    catalog_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_catalog(cls, name: str, values: dict[str, Any], home: Path) -> Self:
+        """The resource for catalog entry ``name``; ``home`` is INGESTION_HOME."""
+        return cls(name=name, **values)  # type: ignore[call-arg]  # a resource class
 
 
 def normalize_relative_path(path: str, *, store: str) -> str:
@@ -155,12 +239,16 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-class FileDatastore(dg.ConfigurableResource):
+class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
     """Interface for datastores that hold files: list, read, write, exists, delete.
 
     Paths are always relative to the store's root and use '/'. Listings carry size, modified
     time and an ETag (or equivalent) so that a dataset can be fingerprinted without reading data.
     """
+
+    model_config = HIDE_INPUT
+
+    description: str = Field(default="", description="What the store holds, for people.")
 
     @property
     def store_name(self) -> str:

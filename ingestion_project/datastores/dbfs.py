@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, TypeVar
+from typing import IO, ClassVar, TypeVar
 
 import requests
 from databricks.sdk import WorkspaceClient
@@ -53,7 +53,9 @@ from ingestion_project.datastores.base import (
     glob_matches,
     glob_prefix,
     normalize_relative_path,
+    require_http_url,
     resolve_secret,
+    secret_field,
     validate_glob,
 )
 
@@ -176,10 +178,8 @@ class DbfsDatastore(FileDatastore):
 
     name: str = Field(description="Catalog name of this datastore.")
     host: str = Field(description="Workspace URL, e.g. https://adb-123.4.azuredatabricks.net")
-    token: str | None = Field(
-        default=None,
-        description="Personal access token as dg.EnvVar('NAME'); None uses default auth.",
-        repr=False,  # inside a run it holds the value: keep it out of reprs and logs
+    token: str | None = secret_field(
+        "Personal access token as dg.EnvVar('NAME'); None uses Databricks default auth."
     )
     root: str = Field(default="/", description="DBFS folder used as the store root: '/mnt/raw'.")
     timeout_seconds: int = Field(default=30, ge=1, le=600, description="Bound on each request.")
@@ -196,10 +196,12 @@ class DbfsDatastore(FileDatastore):
     def _root(cls, value: str) -> str:
         return _normalize_root(value)
 
+    kind: ClassVar[str] = "dbfs"
+
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        return value.strip().rstrip("/")
+        return require_http_url(value, query_allowed=False).strip().rstrip("/")
 
     @property
     def store_name(self) -> str:

@@ -8,10 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion_project.catalog.parse import secret_refs
-from ingestion_project.catalog.spec import CatalogSpec
-from ingestion_project.datastores.base import DatastoreError
-from ingestion_project.datastores.factory import build_datastore
+from ingestion_project.catalog.datastore_entries import build_datastore, secret_refs
+from ingestion_project.catalog.project import ProjectCatalog
+from ingestion_project.datastores.base import MISSING_SECRET, DatastoreError
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class DatastoreHealth:
 
 
 def check_datastores(
-    catalog: CatalogSpec, home: Path, names: Iterable[str] | None = None
+    catalog: ProjectCatalog, home: Path, names: Iterable[str] | None = None
 ) -> list[DatastoreHealth]:
     """Connect to each datastore (all, or ``names``) in turn; never raises for a failing one."""
     secrets = _secret_values(catalog)
@@ -37,10 +36,13 @@ def check_datastores(
         spec = catalog.datastores[name]
         started = time.monotonic()
         target = name
+        unset = [(where, ref.env) for where, ref in secret_refs(spec) if ref.env not in os.environ]
         try:
             store = build_datastore(name, spec, home)
-            target = store.describe()  # type: ignore[attr-defined]
-            store.check()  # type: ignore[attr-defined]
+            target = store.describe()
+            if unset:
+                raise DatastoreError(_unset_message(name, unset), reason=MISSING_SECRET)
+            store.check()
         except DatastoreError as error:
             reason, message = error.reason, str(error)
         except FileNotFoundError as error:
@@ -52,7 +54,7 @@ def check_datastores(
         reports.append(
             DatastoreHealth(
                 name=name,
-                kind=spec.kind,
+                kind=catalog.datastore_kind(name),
                 target=_scrub(target, secrets),
                 ok=reason == "ok",
                 reason=reason,
@@ -63,7 +65,7 @@ def check_datastores(
     return reports
 
 
-def _secret_values(catalog: CatalogSpec) -> list[str]:
+def _secret_values(catalog: ProjectCatalog) -> list[str]:
     values = []
     for spec in catalog.datastores.values():
         for _, ref in secret_refs(spec):
@@ -71,6 +73,15 @@ def _secret_values(catalog: CatalogSpec) -> list[str]:
             if value:
                 values.append(value)
     return values
+
+
+def _unset_message(name: str, unset: list[tuple[str, str]]) -> str:
+    variables = ", ".join(f"{variable} (datastores.{name}.{where})" for where, variable in unset)
+    one = len(unset) == 1
+    return (
+        f"environment variable{'' if one else 's'} {variables} {'is' if one else 'are'} not set. "
+        "Set it in the environment, or in the .env file of the project's folder, then check again."
+    )
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

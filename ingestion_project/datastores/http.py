@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     MaxRetryError,
@@ -39,6 +39,7 @@ from ingestion_project.datastores.base import (
     FileInfo,
     UnsafePathError,
     normalize_relative_path,
+    require_http_url,
 )
 
 if TYPE_CHECKING:
@@ -189,6 +190,13 @@ class HttpDatastore(FileDatastore):
         default=None
     )
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    kind: ClassVar[str] = "http"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return require_http_url(value)
 
     @property
     def store_name(self) -> str:

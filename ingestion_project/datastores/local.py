@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, ClassVar, Self
 
 from pydantic import Field
 
@@ -46,7 +46,21 @@ class LocalDatastore(FileDatastore):
     """Files under one directory; ETags come from size and modification time, never from content."""
 
     name: str = Field(description="Catalog name of this datastore.")
-    root: str = Field(description="Absolute directory that holds the store's files.")
+    root: str = Field(
+        description="Directory that holds the store's files. In a catalog a relative root lives "
+        "under INGESTION_HOME, and no root means INGESTION_HOME/datastores/<name>."
+    )
+
+    kind: ClassVar[str] = "local"
+    catalog_defaults: ClassVar[dict[str, Any]] = {"root": None}
+
+    @classmethod
+    def from_catalog(cls, name: str, values: dict[str, Any], home: Path) -> Self:
+        """Relative roots live under the ingestion home; absolute ones are taken as they are."""
+        root = Path(values.pop("root", None) or Path("datastores") / name)
+        return cls(
+            name=name, root=str(root if root.is_absolute() else (home / root).resolve()), **values
+        )
 
     @property
     def store_name(self) -> str:

@@ -19,12 +19,19 @@ from typing import Any, ClassVar
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from ingestion_project.datastores.base import DatastoreError, resolve_secret
+from ingestion_project.datastores.base import (
+    HIDE_INPUT,
+    CatalogDatastore,
+    DatastoreError,
+    refuse_url_credentials,
+    resolve_secret,
+    secret_field,
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_]{1,63}")
 _DETAIL_LIMIT = 400
@@ -38,14 +45,17 @@ _PERMISSION_ADVICE = "grant the user access to the objects the query reads"
 _QUERY_ADVICE = "fix the query, table or parameter names"
 
 
-class SqlDatastore(dg.ConfigurableResource):
+class SqlDatastore(CatalogDatastore, dg.ConfigurableResource):
     """Interface for datastores that answer SQL.
 
     Catalog entries, assets and sensors program against this class so that a dataset can move
     between SQL engines without its code changing.
     """
 
+    model_config = HIDE_INPUT
+
     name: str = Field(description="Catalog name of this datastore, used in every error message.")
+    description: str = Field(default="", description="What the database holds, for people.")
 
     def read_sql(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run ``query`` with bound ``:name`` parameters and return every row."""
@@ -107,10 +117,9 @@ class ServerSqlDatastore(SqlDatastore):
     port: int = Field(description="Server TCP port.")
     database: str = Field(description="Database to connect to.")
     user: str = Field(description="User to connect as.")
-    password: str | None = Field(
-        default=None,
-        description="Password; give it as dg.EnvVar('NAME') so it never sits in a file.",
-        repr=False,  # inside a run it holds the value: keep it out of reprs, logs and tracebacks
+    password: str | None = secret_field(
+        "Password; give it as dg.EnvVar('NAME') (in a catalog {env: NAME}) so it never sits in "
+        "a file."
     )
     connect_timeout_seconds: int = Field(
         default=10, gt=0, le=300, description="Upper bound on opening one connection."
@@ -132,10 +141,15 @@ class ServerSqlDatastore(SqlDatastore):
     _engine_cache: tuple[str, sa.Engine] | None = PrivateAttr(default=None)
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    kind: ClassVar[str] = "sql"
-
+    # The SQLAlchemy dialect name shown in describe().
+    dialect: ClassVar[str] = "sql"
     driver: ClassVar[str] = ""
     url_query: ClassVar[dict[str, str]] = {}
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return refuse_url_credentials(value, query_allowed=False)
 
     def _url(self, password: str | None) -> URL:
         """The SQLAlchemy URL for this dialect and driver, built field by field, never formatted."""
@@ -167,7 +181,7 @@ class ServerSqlDatastore(SqlDatastore):
     def describe(self) -> str:
         """A URL like ``postgresql://user@host:5432/db``; the password is never part of it."""
         url = URL.create(
-            self.kind, username=self.user, host=self.host, port=self.port, database=self.database
+            self.dialect, username=self.user, host=self.host, port=self.port, database=self.database
         )
         return url.render_as_string(hide_password=True)
 
@@ -379,6 +393,7 @@ class PostgresDatastore(ServerSqlDatastore):
     )
 
     kind: ClassVar[str] = "postgresql"
+    dialect: ClassVar[str] = "postgresql"
     driver: ClassVar[str] = "postgresql+psycopg2"
 
     def _engine_options(self) -> dict[str, Any]:
@@ -500,6 +515,7 @@ class MySqlDatastore(ServerSqlDatastore):
     port: int = Field(default=3306, description="Server TCP port.")
 
     kind: ClassVar[str] = "mysql"
+    dialect: ClassVar[str] = "mysql"
 
     driver: ClassVar[str] = "mysql+pymysql"
     url_query: ClassVar[dict[str, str]] = {"charset": "utf8mb4"}

@@ -31,6 +31,21 @@ RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
+def demo_definitions() -> dg.Definitions:
+    """The embedded demo project's definitions, loaded as Dagster loads any defs folder.
+
+    Built from the package's own defs module, so it works from a checkout and from a wheel
+    alike, whatever folder the command runs in.
+    """
+    import importlib
+
+    import ingestion_project
+
+    defs_module = importlib.import_module("ingestion_project.defs")
+    root = Path(ingestion_project.__file__).resolve().parent.parent
+    return dg.ComponentTree.from_module(defs_module=defs_module, project_root=root).build_defs()
+
+
 @dataclass
 class MonthOutcome:
     """What happened when one month arrived."""

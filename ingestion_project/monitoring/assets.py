@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ingestion_project.catalog.spec import CatalogSpec
+from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.datasets.versions import (
     dataset_registry,
     load_version,
@@ -24,7 +24,7 @@ DRIFT_DETECTED = "drift_detected"
 RESULT_ID = "drift_result_id"
 
 
-def build_drift_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
+def build_drift_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
     monitor = catalog.monitors[name]
     model_spec = catalog.models[monitor.model]
     scoring = model_spec.scoring

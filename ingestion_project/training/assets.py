@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ingestion_project.catalog.spec import CatalogSpec
+from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.datasets.versions import (
     DatasetError,
     dataset_registry,
@@ -24,12 +24,12 @@ from ingestion_project.training.scoring import (
 )
 
 
-def model_registry(context: dg.AssetExecutionContext, catalog: CatalogSpec) -> ModelRegistry:
+def model_registry(context: dg.AssetExecutionContext, catalog: ProjectCatalog) -> ModelRegistry:
     registry = catalog.registry
     return ModelRegistry(getattr(context.resources, registry.datastore), registry.prefix)
 
 
-def latest_dataset(context: dg.AssetExecutionContext, catalog: CatalogSpec, name: str) -> Record:
+def latest_dataset(context: dg.AssetExecutionContext, catalog: ProjectCatalog, name: str) -> Record:
     registry = dataset_registry(
         getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
     )
@@ -39,7 +39,7 @@ def latest_dataset(context: dg.AssetExecutionContext, catalog: CatalogSpec, name
     return record
 
 
-def build_model_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
+def build_model_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
     spec = catalog.models[name]
     dataset = catalog.datasets[spec.train_on]
     code_version = spec.fingerprint()
@@ -133,7 +133,7 @@ def predictions_asset_name(model: str) -> str:
     return f"{model}_predictions"
 
 
-def build_predictions_asset(name: str, catalog: CatalogSpec) -> dg.AssetsDefinition:
+def build_predictions_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
     spec = catalog.models[name]
     scoring = spec.scoring
     assert scoring is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 import yaml
 from pandas.testing import assert_frame_equal
 
-from ingestion_project.catalog.definitions import build_definitions
+from ingestion_project.catalog.loading import ProjectNotFoundError
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.api import (
     DatasetVersion,
@@ -35,6 +36,7 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, UnsafePathError
+from ingestion_project_tests.catalogs import project_definitions, write_project
 from ingestion_project_tests.servers import require_tcp_server
 
 JAN = "id,temp,station\n1,0.5,north\n2,,south\n3,1.5,north\n"
@@ -42,9 +44,11 @@ FEB = "id,temp,station\n4,2.5,east\n5,3.0,west\n"
 
 
 def write_catalog(tmp_path: Path, more_datasets: dict[str, object] | None = None) -> Path:
-    """A catalog with a registry store under the home and a landing store with CSV datasets."""
+    """A project whose catalog has a landing store with CSV datasets; returns the project folder.
+
+    The registry lives in workspace_default under the home.
+    """
     catalog = {
-        "type": "ingestion_project.components.Catalog",
         "attributes": {
             "datastores": {
                 "workspace_default": {"kind": "local"},
@@ -67,9 +71,11 @@ def write_catalog(tmp_path: Path, more_datasets: dict[str, object] | None = None
             },
         },
     }
-    path = tmp_path / "defs.yaml"
-    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    return path
+    return write_project(tmp_path / "project", {"catalog": catalog["attributes"]})
+
+
+def catalog_file(project: Path) -> Path:
+    return next(project.glob("*/defs/catalog/defs.yaml"))
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -165,7 +171,7 @@ def test_an_unknown_dataset_lists_the_declared_ones(workspace: Workspace) -> Non
     with pytest.raises(UnknownDatasetError) as raised:
         workspace.get("ridez")
     message = str(raised.value)
-    assert "'ridez' is not a dataset of catalog" in message
+    assert "'ridez' is not a dataset of the project at" in message
     assert "known: rides, weather, uploaded, framed, snap, docs" in message
     with pytest.raises(UnknownDatasetError, match="known: rides"):
         workspace.versions("ridez")
@@ -186,7 +192,7 @@ def test_a_dataset_without_versions_says_how_to_make_one(workspace: Workspace) -
         workspace.get("weather")
     message = str(raised.value)
     assert "dataset 'weather' has no version yet" in message
-    assert "dagster asset materialize -m ingestion_project.definitions --select weather" in message
+    assert "dg launch --assets weather" in message
     assert workspace.versions("weather") == []
 
 
@@ -220,11 +226,12 @@ def test_datasets_and_versions_summarize_the_registry(
 def test_a_dataset_removed_from_the_catalog_stays_readable_by_version(
     tmp_path: Path, workspace: Workspace, two_versions: tuple[Registration, Registration]
 ) -> None:
-    catalog = yaml.safe_load((tmp_path / "defs.yaml").read_text())
+    path = catalog_file(tmp_path / "project")
+    catalog = yaml.safe_load(path.read_text())
     del catalog["attributes"]["datasets"]["rides"]
-    (tmp_path / "defs.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
-    later = Workspace.load(tmp_path / "defs.yaml")
+    later = Workspace.load(tmp_path / "project")
 
     assert later.get("rides", 1).to_pandas()["id"].tolist() == [1, 2, 3]
     assert "rides" not in [item.name for item in later.datasets()]
@@ -418,9 +425,9 @@ def test_uploads_and_writes_never_replace_a_different_file_unless_asked(
     write_dataframe(workspace, frame, "landing", "frames/one.csv", format="csv", overwrite=True)
 
 
-def test_a_missing_catalog_says_what_to_give(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"catalog .*nowhere\.yaml does not exist"):
-        Workspace.load(tmp_path / "nowhere.yaml")
+def test_a_folder_outside_any_project_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ProjectNotFoundError, match=r"no Dagster project at .* Run the command"):
+        Workspace.load(tmp_path)
 
 
 def test_upload_and_write_errors_say_what_to_do(workspace: Workspace, tmp_path: Path) -> None:
@@ -443,7 +450,8 @@ def test_versions_registered_by_materializing_the_asset_carry_the_run_id(
     workspace: Workspace, landing: Path
 ) -> None:
     write(landing, "weather/a.csv", JAN)
-    defs = build_definitions(workspace.catalog, workspace.home)
+    assert workspace.project_root is not None
+    defs = project_definitions(workspace.project_root)
     asset = next(
         a
         for a in defs.assets or []
@@ -532,8 +540,8 @@ def test_a_sql_dataset_version_reads_its_parquet_snapshot(
     query = f"SELECT id, amount FROM {orders_table} WHERE id >= :low ORDER BY id"
     spec = DatasetSpec(datastore="warehouse", query=query, params={"low": 2})
     declared = Workspace.load(write_catalog(tmp_path))
-    catalog = declared.catalog.model_copy(
-        update={"datasets": {**declared.catalog.datasets, "orders": spec}}
+    catalog = dataclasses.replace(
+        declared.catalog, datasets={**declared.catalog.datasets, "orders": spec}
     )
     workspace = Workspace(catalog, declared.home)
     sql_store = workspace.datastore("warehouse")

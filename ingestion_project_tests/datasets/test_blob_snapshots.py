@@ -20,6 +20,7 @@ from ingestion_project.datasets.versions import (
     version_files,
 )
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project_tests.azurite import Azurite
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore
 
@@ -41,7 +42,7 @@ def lake(azurite: Azurite, container: str) -> AzureBlobDatastore:
         name="lake",
         account_url=azurite.account_url,
         container=container,
-        account_key=azurite.account_key,
+        credential=AzureCredential(account_key=azurite.account_key),
         timeout_seconds=5,
         max_retries=2,
         retry_backoff_seconds=0.01,

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from ingestion_project.datasets.api import Workspace
 from ingestion_project.datasets.cli_commands import datasets
+from ingestion_project_tests.catalogs import write_project
 from ingestion_project_tests.datasets.test_api import (
     FEB,
     JAN,
@@ -18,7 +19,7 @@ from ingestion_project_tests.datasets.test_api import (
     write_catalog,
 )
 
-MATERIALIZE = "dagster asset materialize -m ingestion_project.definitions --select"
+MATERIALIZE = "dg launch --assets"
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def registered(workspace: Workspace, landing: Path) -> Workspace:
 
 
 def run(catalog: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(datasets, [*args, "--catalog", str(catalog)])
+    result = CliRunner().invoke(datasets, [*args, "--project", str(catalog)])
     assert not isinstance(result.exception, AssertionError | TypeError | AttributeError | KeyError)
     return result.exit_code, result.output
 
@@ -207,7 +208,7 @@ def test_an_unknown_dataset_exits_2_with_the_declared_names(catalog: Path, args:
     code, out = run(catalog, *args)
 
     assert code == 2
-    assert "Error: 'ridez' is not a dataset of catalog" in out
+    assert "Error: 'ridez' is not a dataset of the project at" in out
     assert "(known: rides, weather, uploaded, framed, snap, docs)" in out
 
 
@@ -229,15 +230,18 @@ def test_an_unknown_version_exits_2_with_what_exists(
     assert expected in " ".join(out.split())
 
 
-def test_a_catalog_with_mistakes_exits_1_naming_the_file(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("datasets:\n  rides: {datastore: nowhere, path: a/*.csv}\n")
+def test_a_catalog_with_mistakes_exits_2_naming_the_file(tmp_path: Path) -> None:
+    broken = write_project(
+        tmp_path / "broken",
+        {"catalog": {"datasets": {"rides": {"datastore": "nowhere", "path": "a/*.csv"}}}},
+    )
 
     code, out = run(broken, "list")
 
-    assert code == 1
+    assert code == 2
     assert "Error: the catalog has mistakes:" in out
-    assert f"{broken}: datasets.rides" in out
+    assert "defs/catalog/defs.yaml: datasets.rides.datastore: 'nowhere' is not a declared" in out
+    assert "Traceback" not in out
 
 
 def test_a_file_dataset_shows_files_not_rows(

@@ -6,7 +6,6 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from ingestion_project.catalog.errors import CatalogError
-from ingestion_project.catalog.parse import parse_catalog
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
@@ -17,6 +16,7 @@ from ingestion_project.datasets.versions import (
 )
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.registry import VersionRegistry
+from ingestion_project_tests.catalogs import project_catalog_of
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
 
@@ -234,10 +234,10 @@ def test_a_generated_column_that_clashes_with_a_file_column_is_refused(
 def test_a_malformed_partition_format_fails_when_the_catalog_loads() -> None:
     raw = {"datasets": {"sales": {"path": "p/*/a.csv", "partition_format": "p/{d:}/a.csv"}}}
     with pytest.raises(CatalogError, match=r"defs.yaml: datasets.sales: .*empty date format"):
-        parse_catalog(raw, source="defs.yaml")
+        project_catalog_of(raw)
 
 
 def test_a_path_column_that_is_also_a_placeholder_is_refused_at_load() -> None:
     raw = {"datasets": {"sales": {"partition_format": "p/{region}/a.csv", "path_column": "region"}}}
     with pytest.raises(CatalogError, match="path_column 'region' is also a placeholder"):
-        parse_catalog(raw, source="defs.yaml")
+        project_catalog_of(raw)

@@ -9,11 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-import yaml
 
-from ingestion_project.catalog.definitions import build_definitions
-from ingestion_project.catalog.parse import parse_catalog
 from ingestion_project.datasets.api import Workspace
+from ingestion_project_tests.catalogs import catalog_definitions, write_project
 from ingestion_project_tests.servers import require_tcp_server
 
 
@@ -32,8 +30,9 @@ def orders_table() -> Iterator[tuple[str, sa.Engine]]:
 
 
 def test_sql_dataset_materializes_versions_and_has_a_change_sensor(
-    tmp_path: Path, orders_table: tuple[str, sa.Engine]
+    tmp_path: Path, orders_table: tuple[str, sa.Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path))
     table, engine = orders_table
     raw = {
         "datastores": {
@@ -50,12 +49,11 @@ def test_sql_dataset_materializes_versions_and_has_a_change_sensor(
                 "query": f"select id, amount from {table} where amount > :minimum order by id",
                 "params": {"minimum": 1},
                 "tables": [table],
-                "trigger": {"on": "data_change", "every": "30s"},
+                "trigger": {"data_change": {"every": "30s"}},
             }
         },
     }
-    catalog = parse_catalog(raw, source="defs.yaml")
-    defs = build_definitions(catalog, tmp_path)
+    defs = catalog_definitions(raw)
     assert "orders_data_change_sensor" in {sensor.name for sensor in defs.sensors or []}
     job = defs.resolve_job_def("refresh_orders")
     instance = dg.DagsterInstance.ephemeral()
@@ -72,9 +70,8 @@ def test_sql_dataset_materializes_versions_and_has_a_change_sensor(
 
     with engine.begin() as conn:
         conn.execute(sa.text(f"DELETE FROM {table}"))
-    catalog_file = tmp_path / "defs.yaml"
-    catalog_file.write_text(yaml.safe_dump({"attributes": raw}))
-    workspace = Workspace.load(catalog_file, home=tmp_path)
+    project = write_project(tmp_path / "project", {"catalog": raw})
+    workspace = Workspace.load(project, home=tmp_path)
     # Snapshots stay readable after the table was emptied: versions are immutable.
     assert workspace.get("orders", 1).to_pandas()["id"].tolist() == [1, 2]
     assert workspace.get("orders").to_pandas()["amount"].tolist() == [9.5, 12.0, 40.0]

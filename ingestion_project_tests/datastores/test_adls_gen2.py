@@ -40,6 +40,7 @@ from requests.structures import CaseInsensitiveDict
 
 from ingestion_project.datastores import adls_gen2
 from ingestion_project.datastores.adls_gen2 import AdlsGen2Datastore
+from ingestion_project.datastores.azure_common import AzureCredential, ServicePrincipal
 from ingestion_project.datastores.base import DatastoreError, FileInfo, UnsafePathError
 from ingestion_project_tests.azurite import Azurite, free_port
 
@@ -439,7 +440,7 @@ def dfs_store(**overrides: Any) -> AdlsGen2Datastore:
         "name": STORE,
         "account_url": DFS_ACCOUNT_URL,
         "filesystem": FILESYSTEM,
-        "account_key": dg.EnvVar(KEY_VARIABLE),
+        "credential": AzureCredential(account_key=dg.EnvVar(KEY_VARIABLE)),
         "retry_backoff_seconds": 0.001,
         "max_retries": 3,
         "timeout_seconds": 5,
@@ -491,7 +492,7 @@ def live(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
         account_url=azurite.account_url,
         filesystem=container_name,
         endpoint="blob",
-        account_key=dg.EnvVar(KEY_VARIABLE),
+        credential=AzureCredential(account_key=dg.EnvVar(KEY_VARIABLE)),
         retry_backoff_seconds=0.001,
         max_retries=2,
         timeout_seconds=5,
@@ -673,7 +674,7 @@ def test_blob_endpoint_check_passes_and_connection_string_works(
         name=STORE,
         filesystem=live.store.filesystem,
         endpoint="blob",
-        connection_string=dg.EnvVar("ADLS_GEN2_TEST_CONNECTION"),
+        credential=AzureCredential(connection_string=dg.EnvVar("ADLS_GEN2_TEST_CONNECTION")),
     )
 
     by_connection.check()
@@ -798,15 +799,21 @@ def test_paths_that_leave_the_root_are_refused_before_any_request(
 
 
 def test_describe_names_the_store_without_secrets(key: str) -> None:
-    store = dfs_store(account_url=f"{DFS_ACCOUNT_URL}?sv=2024&sig={key}", prefix="/root/")
+    store = dfs_store(prefix="/root/")
 
     described = store.describe()
 
     assert "acct.dfs.core.windows.net" in described
     assert f"filesystem '{FILESYSTEM}'/root" in described
     assert "dfs" in described
-    assert key not in described
-    assert "sig=" not in described
+    assert key not in described + repr(store)
+
+
+def test_a_sas_inside_the_account_url_is_refused_without_echo(key: str) -> None:
+    with pytest.raises(ValueError, match="value not shown") as caught:
+        dfs_store(account_url=f"{DFS_ACCOUNT_URL}?sv=2024&sig={key}")
+
+    assert key not in str(caught.value)
 
 
 def test_blob_endpoint_derives_the_blob_host_from_a_dfs_url(lake: FakeDataLake) -> None:
@@ -837,9 +844,11 @@ def test_an_identity_over_http_is_refused_before_any_request(
         account_url="http://acct.dfs.core.windows.net",
         filesystem=FILESYSTEM,
         endpoint=endpoint,
-        tenant_id="t",
-        client_id="c",
-        client_secret="not-a-real-secret",
+        credential=AzureCredential(
+            service_principal=ServicePrincipal(
+                tenant_id="t", client_id="c", client_secret="not-a-real-secret"
+            )
+        ),
     ).using_transport(lake)
 
     with pytest.raises(DatastoreError, match="needs an https account_url") as caught:
@@ -854,7 +863,9 @@ def test_a_malformed_connection_string_is_a_clear_configuration_error(
 ) -> None:
     monkeypatch.setenv("ADLS_GEN2_TEST_CONNECTION", "AccountKey")
     store = AdlsGen2Datastore(
-        name=STORE, filesystem=FILESYSTEM, connection_string=dg.EnvVar("ADLS_GEN2_TEST_CONNECTION")
+        name=STORE,
+        filesystem=FILESYSTEM,
+        credential=AzureCredential(connection_string=dg.EnvVar("ADLS_GEN2_TEST_CONNECTION")),
     )
 
     with pytest.raises(DatastoreError, match=r"invalid request.*connection string") as caught:
@@ -1153,7 +1164,7 @@ def test_dfs_an_unset_key_variable_says_which_variable(monkeypatch: pytest.Monke
     with pytest.raises(DatastoreError, match=KEY_VARIABLE) as caught:
         store.list_files("**")
 
-    assert caught.value.reason == "authentication failed"
+    assert caught.value.reason == "missing secret"
 
 
 def test_dfs_retries_503_twice_then_succeeds(dfs: AdlsGen2Datastore, lake: FakeDataLake) -> None:

@@ -33,7 +33,6 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
 
-from ingestion_project.catalog.parse import parse_catalog
 from ingestion_project.datasets.versions import (
     DatasetVersionChangedError,
     dataset_registry,
@@ -42,11 +41,12 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential, ServicePrincipal
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, UnsafePathError
-from ingestion_project.datastores.factory import build_datastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.demo.loop import DEMO_DATA
 from ingestion_project_tests.azurite import Azurite, free_port
+from ingestion_project_tests.catalogs import project_catalog_of
 
 STORE = "lake"
 
@@ -85,7 +85,9 @@ def make_store(azurite: Azurite, container: str, **fields: Any) -> AzureBlobData
 @pytest.fixture
 def store(azurite: Azurite, container: str, monkeypatch: pytest.MonkeyPatch) -> AzureBlobDatastore:
     monkeypatch.setenv("AZ_TEST_ACCOUNT_KEY", azurite.account_key)
-    return make_store(azurite, container, account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY"))
+    return make_store(
+        azurite, container, credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY"))
+    )
 
 
 def listed(store: FileDatastore, pattern: str) -> list[str]:
@@ -385,7 +387,9 @@ def test_each_credential_azurite_accepts_works_from_an_env_var(
         "sas_token": sas_for(azurite, container, list=True, **ALL_PERMISSIONS),
     }
     monkeypatch.setenv("AZ_TEST_CREDENTIAL", values[kind])
-    fields: dict[str, Any] = {kind: dg.EnvVar("AZ_TEST_CREDENTIAL")}
+    fields: dict[str, Any] = {
+        "credential": AzureCredential(**{kind: dg.EnvVar("AZ_TEST_CREDENTIAL")})
+    }
     if kind == "connection_string":
         fields["account_url"] = None
     store = make_store(azurite, container, prefix="p", **fields)
@@ -406,7 +410,9 @@ def test_a_read_only_sas_is_refused_writes_as_permission_denied(
     azurite: Azurite, container: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AZ_TEST_SAS", sas_for(azurite, container, read=True, list=True))
-    store = make_store(azurite, container, sas_token=dg.EnvVar("AZ_TEST_SAS"))
+    store = make_store(
+        azurite, container, credential=AzureCredential(sas_token=dg.EnvVar("AZ_TEST_SAS"))
+    )
     store.check()
 
     with pytest.raises(DatastoreError) as caught:
@@ -424,7 +430,9 @@ def test_a_wrong_sas_signature_is_an_authentication_failure_without_the_signatur
     query = {key: values[0] for key, values in parse_qs(real).items()}
     query["sig"] = planted
     monkeypatch.setenv("AZ_TEST_SAS", "&".join(f"{key}={value}" for key, value in query.items()))
-    store = make_store(azurite, container, sas_token=dg.EnvVar("AZ_TEST_SAS"))
+    store = make_store(
+        azurite, container, credential=AzureCredential(sas_token=dg.EnvVar("AZ_TEST_SAS"))
+    )
 
     with pytest.raises(DatastoreError) as caught:
         store.list_files("**")
@@ -440,14 +448,18 @@ def test_service_principal_and_identity_credentials_are_built(
     principal = make_store(
         azurite,
         "c",
-        tenant_id="00000000-0000-0000-0000-000000000001",
-        client_id="00000000-0000-0000-0000-000000000002",
-        client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+        credential=AzureCredential(
+            service_principal=ServicePrincipal(
+                tenant_id="00000000-0000-0000-0000-000000000001",
+                client_id="00000000-0000-0000-0000-000000000002",
+                client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+            )
+        ),
     )
     identity = make_store(azurite, "c")
 
-    assert isinstance(principal.credential(), ClientSecretCredential)
-    assert isinstance(identity.credential(), DefaultAzureCredential)
+    assert isinstance(principal.client_credential(), ClientSecretCredential)
+    assert isinstance(identity.client_credential(), DefaultAzureCredential)
     # The SDK never sends a bearer token over http, so the store says so before any request.
     with pytest.raises(DatastoreError, match="needs an https account_url") as caught:
         identity.check()
@@ -504,9 +516,13 @@ def test_a_bad_service_principal_is_an_authentication_failure_without_the_secret
         name=STORE,
         account_url="https://devstoreaccount1.blob.core.windows.net",
         container="c",
-        tenant_id="tenant-x",
-        client_id="client-y",
-        client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+        credential=AzureCredential(
+            service_principal=ServicePrincipal(
+                tenant_id="tenant-x",
+                client_id="client-y",
+                client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+            )
+        ),
         max_retries=0,
         timeout_seconds=2,
     ).using_transport(RequestsTransport(session=session, session_owner=True))
@@ -532,9 +548,13 @@ def test_an_http_identity_authority_is_an_authentication_failure(
         azurite,
         "c",
         account_url="https://devstoreaccount1.blob.core.windows.net",
-        tenant_id="tenant-x",
-        client_id="client-y",
-        client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+        credential=AzureCredential(
+            service_principal=ServicePrincipal(
+                tenant_id="tenant-x",
+                client_id="client-y",
+                client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
+            )
+        ),
     )
 
     with pytest.raises(DatastoreError, match="AZURE_") as caught:
@@ -548,7 +568,9 @@ def test_a_wrong_account_key_fails_authentication_without_leaking_it(
 ) -> None:
     planted = unique_secret("wrong-key")
     monkeypatch.setenv("AZ_TEST_WRONG_KEY", planted)
-    store = make_store(azurite, container, account_key=dg.EnvVar("AZ_TEST_WRONG_KEY"))
+    store = make_store(
+        azurite, container, credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_WRONG_KEY"))
+    )
 
     for operation in (
         store.check,
@@ -570,12 +592,14 @@ def test_an_unset_environment_variable_names_the_variable(
     azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("AZ_TEST_UNSET", raising=False)
-    store = make_store(azurite, "c", account_key=dg.EnvVar("AZ_TEST_UNSET"))
+    store = make_store(
+        azurite, "c", credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_UNSET"))
+    )
 
     with pytest.raises(DatastoreError, match="AZ_TEST_UNSET") as caught:
         store.list_files("**")
 
-    assert caught.value.reason == "authentication failed"
+    assert caught.value.reason == "missing secret"
 
 
 def test_a_missing_container_is_not_found(azurite: Azurite, store: AzureBlobDatastore) -> None:
@@ -601,7 +625,7 @@ def test_an_unreachable_account_fails_fast(monkeypatch: pytest.MonkeyPatch) -> N
         name=STORE,
         account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
         container="c",
-        account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY"),
+        credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
         max_retries=2,
         retry_backoff_seconds=0.01,
     )
@@ -624,7 +648,7 @@ def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) 
             name=STORE,
             account_url=f"http://127.0.0.1:{silent.getsockname()[1]}/devstoreaccount1",
             container="c",
-            account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY"),
+            credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
             timeout_seconds=1,
             max_retries=0,
         )
@@ -664,7 +688,7 @@ def test_paths_that_leave_the_root_are_refused_before_any_request(
         account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
         container="c",
         prefix="team/a",
-        account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY"),
+        credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
     ).using_transport(transport)
 
     with pytest.raises(UnsafePathError, match=f"datastore '{STORE}'"):
@@ -796,10 +820,16 @@ def test_describe_names_the_place_without_secrets(
         "AZ_TEST_CONN", azurite.connection_string.replace(azurite.account_key, planted)
     )
     with_key = make_store(
-        azurite, container, prefix="team/a", account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")
+        azurite,
+        container,
+        prefix="team/a",
+        credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
     )
     with_string = make_store(
-        azurite, container, account_url=None, connection_string=dg.EnvVar("AZ_TEST_CONN")
+        azurite,
+        container,
+        account_url=None,
+        credential=AzureCredential(connection_string=dg.EnvVar("AZ_TEST_CONN")),
     )
 
     assert with_key.describe() == (
@@ -830,7 +860,9 @@ def test_a_run_never_records_the_account_key(
     runs = {}
     stores = {}
     for variable in ("AZ_TEST_RIGHT_KEY", "AZ_TEST_WRONG_KEY"):
-        stores[variable] = make_store(azurite, container, account_key=dg.EnvVar(variable))
+        stores[variable] = make_store(
+            azurite, container, credential=AzureCredential(account_key=dg.EnvVar(variable))
+        )
         runs[variable] = dg.materialize(
             [landing], resources={"raw": stores[variable]}, instance=instance, raise_on_error=False
         )
@@ -861,7 +893,7 @@ def test_a_catalog_entry_registers_and_loads_a_dataset_from_azurite(
     azurite: Azurite, container: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AZ_CONN", azurite.connection_string)
-    catalog = parse_catalog(
+    catalog = project_catalog_of(
         yaml.safe_load(
             f"""
             datastores:
@@ -876,10 +908,9 @@ def test_a_catalog_entry_registers_and_loads_a_dataset_from_azurite(
                 datastore: lake
                 path: bikeshare/2011-*.csv
             """
-        ),
-        source="catalog.yaml",
+        )
     )
-    store = build_datastore("lake", catalog.datastores["lake"], tmp_path)
+    store = catalog.resources["lake"]
     assert isinstance(store, AzureBlobDatastore)
     uploader = BlobServiceClient.from_connection_string(azurite.connection_string)
     for month in ("2011-01.csv", "2011-02.csv"):

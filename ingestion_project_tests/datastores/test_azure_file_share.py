@@ -50,11 +50,11 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPResponse
 from urllib3.exceptions import NewConnectionError, ProtocolError
 
-from ingestion_project.catalog.spec import AzureFileShareDatastoreSpec
 from ingestion_project.datastores import azure_file_share
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.azure_file_share import AzureFileShareDatastore
 from ingestion_project.datastores.base import DatastoreError, FileInfo, UnsafePathError
-from ingestion_project.datastores.factory import build_datastore
+from ingestion_project_tests.catalogs import project_catalog_of
 
 STORE = "team_files"
 ACCOUNT = "ingestfake"
@@ -624,7 +624,7 @@ def make_store(
         "name": STORE,
         "account_url": ACCOUNT_URL,
         "share": share,
-        "account_key": dg.EnvVar(env),
+        "credential": AzureCredential(account_key=dg.EnvVar(env)),
         "timeout_seconds": TIMEOUT,
         "max_retries": 2,
         "retry_backoff_seconds": 0.01,
@@ -1041,7 +1041,10 @@ def test_a_wrong_key_in_a_connection_string_is_never_shown(
         "EndpointSuffix=core.windows.net",
     )
     store = AzureFileShareDatastore(
-        name=STORE, share=share, connection_string=dg.EnvVar(env), retry_backoff_seconds=0.01
+        name=STORE,
+        share=share,
+        credential=AzureCredential(connection_string=dg.EnvVar(env)),
+        retry_backoff_seconds=0.01,
     ).using_transport(service.transport())
 
     with pytest.raises(DatastoreError) as caught:
@@ -1062,7 +1065,7 @@ def test_a_connection_string_round_trip(
         "EndpointSuffix=core.windows.net",
     )
     store = AzureFileShareDatastore(
-        name=STORE, share=share, connection_string=dg.EnvVar(env)
+        name=STORE, share=share, credential=AzureCredential(connection_string=dg.EnvVar(env))
     ).using_transport(service.transport())
 
     store.write_bytes("a/b.txt", b"via connection string")
@@ -1084,7 +1087,10 @@ def test_a_sas_token_signs_every_request_and_is_never_shown(
     env = f"FILE_SHARE_SAS_{uuid.uuid4().hex}"
     monkeypatch.setenv(env, "?" + sas)
     store = AzureFileShareDatastore(
-        name=STORE, account_url=ACCOUNT_URL, share=share, sas_token=dg.EnvVar(env)
+        name=STORE,
+        account_url=ACCOUNT_URL,
+        share=share,
+        credential=AzureCredential(sas_token=dg.EnvVar(env)),
     ).using_transport(service.transport())
 
     store.write_bytes("data/a.csv", b"sas")
@@ -1096,7 +1102,10 @@ def test_a_sas_token_signs_every_request_and_is_never_shown(
     wrong = base64.b64encode(uuid.uuid4().bytes * 2).decode()
     monkeypatch.setenv(env, sas.replace(quote(signature, safe=""), quote(wrong, safe="")))
     bad = AzureFileShareDatastore(
-        name=STORE, account_url=ACCOUNT_URL, share=share, sas_token=dg.EnvVar(env)
+        name=STORE,
+        account_url=ACCOUNT_URL,
+        share=share,
+        credential=AzureCredential(sas_token=dg.EnvVar(env)),
     ).using_transport(service.transport())
     with pytest.raises(DatastoreError) as caught:
         bad.stat("data/a.csv")
@@ -1121,7 +1130,9 @@ def test_an_identity_token_is_sent_with_the_backup_intent(
 ) -> None:
     token = uuid.uuid4().hex
     service = FakeAzureFiles(token=token, shares=(share,))
-    monkeypatch.setattr(AzureFileShareDatastore, "credential", lambda self: StaticToken(token))
+    monkeypatch.setattr(
+        AzureFileShareDatastore, "client_credential", lambda self: StaticToken(token)
+    )
     store = AzureFileShareDatastore(name=STORE, account_url=ACCOUNT_URL, share=share)
     store = store.using_transport(service.transport())
 
@@ -1235,10 +1246,10 @@ def test_describe_names_the_share_without_secrets(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(env, key)
     store = AzureFileShareDatastore(
         name=STORE,
-        account_url=f"{ACCOUNT_URL}/?sv=2026&sig=abcdefgh12345678",
+        account_url=ACCOUNT_URL,
         share="landing",
         prefix="/raw/",
-        account_key=dg.EnvVar(env),
+        credential=AzureCredential(account_key=dg.EnvVar(env)),
     )
 
     text = store.describe()
@@ -1247,22 +1258,28 @@ def test_describe_names_the_share_without_secrets(monkeypatch: pytest.MonkeyPatc
     assert key not in text + repr(store)
 
 
-def test_the_factory_builds_the_store_from_the_catalog_spec(tmp_path: Path) -> None:
-    spec = AzureFileShareDatastoreSpec.model_validate(
-        {
-            "kind": "azure_file_share",
-            "share": "landing",
-            "account_url": ACCOUNT_URL,
-            "prefix": "raw",
-            "credential": {"account_key": {"env": "FILES_ACCOUNT_KEY"}},
-        }
-    )
+def test_a_sas_inside_the_account_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="value not shown") as caught:
+        AzureFileShareDatastore(
+            name=STORE, account_url=f"{ACCOUNT_URL}/?sv=2026&sig=abcdefgh12345678", share="s"
+        )
+    assert "abcdefgh12345678" not in str(caught.value)
 
-    store = build_datastore("files", spec, tmp_path)
+
+def test_the_catalog_builds_the_store() -> None:
+    entry = {
+        "kind": "azure_file_share",
+        "share": "landing",
+        "account_url": ACCOUNT_URL,
+        "prefix": "raw",
+        "credential": {"account_key": {"env": "FILES_ACCOUNT_KEY"}},
+    }
+
+    store = project_catalog_of({"datastores": {"files": entry}}).resources["files"]
 
     assert isinstance(store, AzureFileShareDatastore)
     assert (store.share, store.prefix, store.account_url) == ("landing", "raw", ACCOUNT_URL)
-    assert isinstance(store.account_key, dg.EnvVar)
+    assert isinstance(store.credential.account_key, dg.EnvVar)
 
 
 class Replay:
@@ -1299,7 +1316,7 @@ def test_a_recorded_service_listing_becomes_file_infos(monkeypatch: pytest.Monke
         name=STORE,
         account_url=recording["account_url"],
         share=recording["share"],
-        account_key=dg.EnvVar(env),
+        credential=AzureCredential(account_key=dg.EnvVar(env)),
     ).using_transport(WireTransport(replay.answer))
 
     infos = store.list_files("raw/**/*.csv")
@@ -1339,7 +1356,7 @@ def test_a_real_closed_port_fails_fast_as_unreachable(
         name=STORE,
         account_url=f"http://127.0.0.1:{closed_port}/devstoreaccount1",
         share="landing",
-        account_key=dg.EnvVar(env),
+        credential=AzureCredential(account_key=dg.EnvVar(env)),
         retry_backoff_seconds=0.01,
     )
 
@@ -1363,7 +1380,7 @@ def test_a_real_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPa
             name=STORE,
             account_url=f"http://127.0.0.1:{silent.getsockname()[1]}/devstoreaccount1",
             share="landing",
-            account_key=dg.EnvVar(env),
+            credential=AzureCredential(account_key=dg.EnvVar(env)),
             timeout_seconds=1,
             max_retries=0,
         )

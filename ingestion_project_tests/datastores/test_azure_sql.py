@@ -47,11 +47,10 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 
-from ingestion_project.catalog.spec import AzureSqlDatastoreSpec, SecretRef
 from ingestion_project.datastores.azure_sql import AzureSqlDatastore
 from ingestion_project.datastores.base import DatastoreError
-from ingestion_project.datastores.factory import build_datastore
 from ingestion_project.datastores.sql import SqlDatastore
+from ingestion_project_tests.catalogs import project_catalog_of
 
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 SILENT = "silent"
@@ -900,15 +899,15 @@ def test_factory_builds_it_with_the_password_as_an_env_var(
     tmp_path: Path, server: FakeSqlServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     variable = f"AZURE_SQL_TEST_{uuid.uuid4().hex[:8].upper()}"
-    spec = AzureSqlDatastoreSpec(
-        kind="azure_sql",
-        host="127.0.0.1",
-        port=server.port,
-        database="sales",
-        user="loader",
-        password=SecretRef(env=variable),
-    )
-    store = build_datastore("warehouse", spec, tmp_path)
+    entry = {
+        "kind": "azure_sql",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "database": "sales",
+        "user": "loader",
+        "password": {"env": variable},
+    }
+    store = project_catalog_of({"datastores": {"warehouse": entry}}).resources["warehouse"]
     assert isinstance(store, AzureSqlDatastore)
     assert isinstance(store.password, dg.EnvVar)
     assert store.password.env_var_name == variable

@@ -29,10 +29,9 @@ from urllib.parse import parse_qs, urlsplit
 import dagster as dg
 import pytest
 
-from ingestion_project.catalog.spec import DbfsDatastoreSpec
 from ingestion_project.datastores.base import DatastoreError, UnsafePathError
 from ingestion_project.datastores.dbfs import BLOCK_BYTES, DbfsDatastore
-from ingestion_project.datastores.factory import build_datastore
+from ingestion_project_tests.catalogs import project_catalog_of
 
 STORE = "lake"
 ROOT = "/mnt/raw"
@@ -828,7 +827,7 @@ def test_an_unset_token_variable_names_the_variable(fake: FakeDbfs) -> None:
     with pytest.raises(DatastoreError, match="DBFS_TOKEN_NOT_SET") as caught:
         store.check()
 
-    assert caught.value.reason == "authentication failed"
+    assert caught.value.reason == "missing secret"
 
 
 @pytest.mark.parametrize("root", ["mnt/raw", "/mnt/../etc"])
@@ -837,16 +836,16 @@ def test_a_root_must_be_an_absolute_dbfs_folder(root: str) -> None:
         DbfsDatastore(name=STORE, host="https://adb-1.2.azuredatabricks.net", root=root)
 
 
-def test_the_catalog_factory_builds_the_store(tmp_path: Path) -> None:
-    spec = DbfsDatastoreSpec(
-        kind="dbfs",
-        host="https://adb-1.2.azuredatabricks.net/",
-        token={"env": TOKEN_ENV},  # type: ignore[arg-type]
-        root="/mnt/raw",
-        timeout_seconds=12,
-    )
+def test_the_catalog_builds_the_store() -> None:
+    entry = {
+        "kind": "dbfs",
+        "host": "https://adb-1.2.azuredatabricks.net/",
+        "token": {"env": TOKEN_ENV},
+        "root": "/mnt/raw",
+        "timeout_seconds": 12,
+    }
 
-    store = build_datastore(STORE, spec, tmp_path)
+    store = project_catalog_of({"datastores": {STORE: entry}}).resources[STORE]
 
     assert isinstance(store, DbfsDatastore)
     assert store.describe() == "dbfs:/mnt/raw on https://adb-1.2.azuredatabricks.net"

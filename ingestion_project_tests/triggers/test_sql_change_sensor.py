@@ -37,7 +37,7 @@ def spec_for(source: SqlTable, tables: list[str] | None = None) -> DatasetSpec:
         query=f"SELECT id, name FROM {source.table} WHERE id >= :low ORDER BY id",
         params={"low": 2},
         tables=tables or [source.table],
-        trigger=DataChangeTrigger(on="data_change", every="30s"),
+        trigger=DataChangeTrigger.model_validate({"data_change": {"every": "30s"}}),
     )
 
 

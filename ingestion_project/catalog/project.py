@@ -1,0 +1,304 @@
+"""Every catalog of a project as one namespace: shared datastores, one registry, checked together.
+
+A team keeps any number of catalog folders (each a ``defs.yaml`` of our ``Catalog`` component)
+in its own Dagster project. Datastores are declared once and usable from every catalog;
+dataset, model and monitor names are asset keys, unique across the project. Mistakes of all
+files are reported in one pass, each with its own file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ingestion_project.catalog.datastore_entries import (
+    FILE_DATASTORE_KINDS,
+    SQL_DATASTORE_KINDS,
+    build_datastore,
+    entry_model,
+)
+from ingestion_project.catalog.errors import CatalogError, CatalogProblem
+from ingestion_project.catalog.parse import ENTRY_SECTIONS, ParsedCatalog, did_you_mean
+from ingestion_project.catalog.spec import (
+    WORKSPACE_DEFAULT,
+    DatasetSpec,
+    ModelSpec,
+    MonitorSpec,
+    RegistrySpec,
+)
+from ingestion_project.datastores.base import validate_glob
+from ingestion_project.datastores.local import LocalDatastore
+
+IMPLICIT = "(implicit: every project has it)"
+
+
+@dataclass
+class ProjectCatalog:
+    """What all catalogs of a project declare, validated and cross-checked as one."""
+
+    registry: RegistrySpec = field(default_factory=RegistrySpec)
+    datastores: dict[str, BaseModel] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    monitors: dict[str, MonitorSpec] = field(default_factory=dict)
+    # (section, name) -> the catalog file that declares it.
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def source_of(self, section: str, name: str) -> str:
+        return self.sources.get((section, name), "catalog")
+
+    def names_in(self, source: str, section: str) -> list[str]:
+        """The entries of ``section`` that the catalog file ``source`` declares, in order."""
+        return [
+            name for name in getattr(self, section) if self.sources.get((section, name)) == source
+        ]
+
+    def datastore_kind(self, name: str) -> str:
+        kind: str = self.datastores[name].kind  # type: ignore[attr-defined]
+        return kind
+
+    def is_file_datastore(self, name: str) -> bool:
+        return self.datastore_kind(name) in FILE_DATASTORE_KINDS
+
+    def monitor_target(self, name: str) -> str:
+        """The dataset a monitor watches: declared, else the model's scoring dataset."""
+        monitor = self.monitors[name]
+        if monitor.target:
+            return monitor.target
+        scoring = self.models[monitor.model].scoring
+        assert scoring is not None, "cross-checked in assemble_project"
+        return scoring.dataset
+
+    def monitor_features(self, name: str) -> list[str]:
+        monitor = self.monitors[name]
+        return list(monitor.features or self.models[monitor.model].features)
+
+
+def assemble_project(catalogs: Sequence[ParsedCatalog], home: Path) -> ProjectCatalog:
+    """Merge the project's catalogs; raise one CatalogError listing every mistake in every file."""
+    ordered = sorted(catalogs, key=lambda catalog: catalog.source)
+    problems = [problem for catalog in ordered for problem in catalog.problems]
+    project = ProjectCatalog()
+    declared_in: dict[tuple[str, str], str] = {}
+    for catalog in ordered:
+        for section in ENTRY_SECTIONS:
+            for name in sorted(catalog.declared(section)):
+                first = declared_in.setdefault((section, name), catalog.source)
+                if first != catalog.source:
+                    problems.append(
+                        CatalogProblem(
+                            f"{section}.{name}",
+                            f"is declared twice: here and in {first}",
+                            f"Declare it once per project (catalogs share {section}): remove "
+                            "one, or rename it",
+                            catalog.source,
+                        )
+                    )
+            for name, spec in getattr(catalog, section).items():
+                if declared_in[(section, name)] == catalog.source:
+                    getattr(project, section)[name] = spec
+                    project.sources[(section, name)] = catalog.source
+        for name, resource in catalog.resources.items():
+            if declared_in[("datastores", name)] == catalog.source:
+                project.resources[name] = resource
+    if ("datastores", WORKSPACE_DEFAULT) not in declared_in:
+        default = entry_model(LocalDatastore).model_validate({"kind": "local"})
+        project.datastores[WORKSPACE_DEFAULT] = default
+        project.resources[WORKSPACE_DEFAULT] = build_datastore(WORKSPACE_DEFAULT, default, home)
+        project.sources[("datastores", WORKSPACE_DEFAULT)] = IMPLICIT
+    problems.extend(_registry(ordered, project))
+    broken = {
+        section: {name for catalog in ordered for name in catalog.broken.get(section, set())}
+        for section in ENTRY_SECTIONS
+    }
+    problems.extend(_cross_check(project, broken))
+    if problems:
+        raise CatalogError(problems)
+    return project
+
+
+def _registry(catalogs: Iterable[ParsedCatalog], project: ProjectCatalog) -> list[CatalogProblem]:
+    """One registry per project: declared in at most one catalog, else the default."""
+    declaring = [catalog for catalog in catalogs if catalog.registry is not None]
+    if declaring:
+        first = declaring[0]
+        assert first.registry is not None
+        project.registry = first.registry
+        project.sources[("registry", "registry")] = first.source
+    return [
+        CatalogProblem(
+            "registry",
+            f"is declared twice: here and in {first.source}",
+            "A project has one registry of versions; declare 'registry:' in one catalog only",
+            catalog.source,
+        )
+        for catalog in declaring[1:]
+    ]
+
+
+def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[CatalogProblem]:
+    """References between entries: datastores exist and have the right kind, names are unique."""
+    problems: list[CatalogProblem] = []
+
+    def report(section: str, name: str, entry: str, problem: str, fix: str) -> None:
+        problems.append(CatalogProblem(entry, problem, fix, project.source_of(section, name)))
+
+    stores = project.datastores
+    declared = ", ".join(sorted(stores))
+    seen: dict[str, str] = {}
+    for section in ("datasets", "models", "monitors"):
+        for name in getattr(project, section):
+            if name in seen:
+                report(
+                    section,
+                    name,
+                    f"{section}.{name}",
+                    f"name is already used by {seen[name]}.{name} "
+                    f"({project.source_of(seen[name], name)})",
+                    "Asset names must be unique across datasets, models and monitors; rename one",
+                )
+            seen[name] = section
+    for name, model in project.models.items():
+        generated = f"{name}_predictions"
+        if model.scoring is not None and generated in seen:
+            report(
+                seen[generated],
+                generated,
+                f"{seen[generated]}.{generated}",
+                f"name is already used by the predictions of models.{name}",
+                f"Model '{name}' writes its predictions to the asset '{generated}'; rename one",
+            )
+
+    def unknown_store(section: str, name: str, entry: str, store: str) -> None:
+        report(
+            section,
+            name,
+            entry,
+            f"'{store}' is not a declared datastore",
+            f"Declared datastores: {declared}{did_you_mean(store, list(stores))}",
+        )
+
+    registry_store = project.registry.datastore
+    if registry_store in broken["datastores"]:
+        pass  # already reported where it is declared
+    elif registry_store not in stores:
+        unknown_store("registry", "registry", "registry.datastore", registry_store)
+    elif project.datastore_kind(registry_store) not in FILE_DATASTORE_KINDS:
+        report(
+            "registry",
+            "registry",
+            "registry.datastore",
+            f"'{registry_store}' is a SQL datastore",
+            "The registry needs a file datastore; use workspace_default",
+        )
+    for name, dataset in project.datasets.items():
+        where = f"datasets.{name}"
+        if dataset.datastore in broken["datastores"]:
+            continue
+        if dataset.datastore not in stores:
+            unknown_store("datasets", name, f"{where}.datastore", dataset.datastore)
+            continue
+        kind = project.datastore_kind(dataset.datastore)
+        if dataset.path is not None:
+            if kind not in FILE_DATASTORE_KINDS:
+                report(
+                    "datasets",
+                    name,
+                    f"{where}.path",
+                    f"datastore '{dataset.datastore}' is a SQL datastore ({kind})",
+                    "Use 'query:' for SQL datastores, or point 'datastore:' at a file store",
+                )
+            else:
+                try:
+                    validate_glob(dataset.path, store=dataset.datastore)
+                except ValueError as error:
+                    report("datasets", name, f"{where}.path", str(error), "Fix the glob pattern")
+        elif kind not in SQL_DATASTORE_KINDS:
+            report(
+                "datasets",
+                name,
+                f"{where}.query",
+                f"datastore '{dataset.datastore}' holds files ({kind}), not tables",
+                "Use 'path:' with a glob, or point 'datastore:' at a SQL datastore",
+            )
+
+    def dataset_ref(section: str, name: str, entry: str, dataset: str) -> None:
+        if dataset in project.datasets or dataset in broken["datasets"]:
+            return
+        report(
+            section,
+            name,
+            entry,
+            f"'{dataset}' is not a declared dataset",
+            f"Declared datasets: {', '.join(sorted(project.datasets)) or 'none'}"
+            f"{did_you_mean(dataset, list(project.datasets))}",
+        )
+
+    for name, model in project.models.items():
+        where = f"models.{name}"
+        dataset_ref("models", name, f"{where}.train_on", model.train_on)
+        if model.scoring is None:
+            continue
+        dataset_ref("models", name, f"{where}.scoring.dataset", model.scoring.dataset)
+        scoring_store = model.scoring.datastore
+        if scoring_store in broken["datastores"]:
+            pass
+        elif scoring_store not in stores:
+            unknown_store("models", name, f"{where}.scoring.datastore", scoring_store)
+        elif project.datastore_kind(scoring_store) not in FILE_DATASTORE_KINDS:
+            report(
+                "models",
+                name,
+                f"{where}.scoring.datastore",
+                "predictions are written as files",
+                "Point it at a file datastore such as workspace_default",
+            )
+    for name, monitor in project.monitors.items():
+        where = f"monitors.{name}"
+        model = project.models.get(monitor.model)
+        if monitor.model in broken["models"]:
+            continue
+        if model is None:
+            report(
+                "monitors",
+                name,
+                f"{where}.model",
+                f"'{monitor.model}' is not a declared model",
+                f"Declared models: {', '.join(sorted(project.models)) or 'none'}"
+                f"{did_you_mean(monitor.model, list(project.models))}",
+            )
+            continue
+        if model.scoring is None:
+            report(
+                "monitors",
+                name,
+                f"{where}.model",
+                f"model '{monitor.model}' has no 'scoring:' section",
+                "A monitor compares the model's predictions on new data: add models."
+                f"{monitor.model}.scoring",
+            )
+            continue
+        if monitor.target and monitor.target != model.scoring.dataset:
+            report(
+                "monitors",
+                name,
+                f"{where}.target",
+                f"'{monitor.target}' is not the dataset model '{monitor.model}' scores "
+                f"('{model.scoring.dataset}')",
+                "Leave 'target' out, or make it the model's scoring dataset",
+            )
+        unknown = sorted(set(monitor.features or []) - set(model.features))
+        if unknown:
+            report(
+                "monitors",
+                name,
+                f"{where}.features",
+                f"{unknown} are not features of model '{monitor.model}'",
+                f"Pick from: {', '.join(model.features)}",
+            )
+    return problems
