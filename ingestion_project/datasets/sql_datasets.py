@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from ingestion_project.datasets.profile import _number, frame_schema
 from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
 from ingestion_project.datasets.versions import DatasetError, Registration
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, FileInfo
-from ingestion_project.datastores.sql import SqlDatastore
+from ingestion_project.datastores.sql import ServerSqlDatastore, SqlDatastore
 from ingestion_project.registry import Record, VersionRegistry
 
 if TYPE_CHECKING:
@@ -51,20 +50,48 @@ NO_ORDER_BY_WARNING = (
     "every read, which changes the fingerprint and registers unchanged data as a new version. "
     "Add an ORDER BY on a unique key."
 )
+UNPARSED_ORDER_BY_WARNING = (
+    "the query could not be parsed to check for a top-level ORDER BY. Without one the server may "
+    "return rows in a different order on every read, which changes the fingerprint and registers "
+    "unchanged data as a new version. Make sure it ends with an ORDER BY on a unique key."
+)
+# sqlglot's dialect for each server kind (ServerSqlDatastore.kind); other stores parse generically.
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mssql": "tsql"}
 
 
-def has_top_level_order_by(query: str) -> bool:
-    """Whether the outermost statement sorts its rows; ORDER BY in subqueries or OVER() is ignored.
+def has_top_level_order_by(query: str, dialect: str | None = None) -> bool | None:
+    """Whether the outermost statement sorts its rows; None when the query cannot be parsed.
 
-    Literals and comments are blanked and parentheses removed before looking, so text such as
-    ``'order by'`` or ``row_number() over (order by id)`` does not count.
+    sqlglot parses the query (in ``dialect``, a sqlglot dialect name, when the server is known),
+    so ORDER BY in subqueries, CTEs, window or aggregate clauses, literals and comments does not
+    count, and a set operation (UNION, ...) counts only with its final ORDER BY.
     """
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL)
-    text = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`", " x ", text)
-    previous = None
-    while previous != text:
-        previous, text = text, re.sub(r"\([^()]*\)", " x ", text)
-    return re.search(r"\border\s+by\b", text, flags=re.IGNORECASE) is not None
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [tree for tree in sqlglot.parse(query, read=dialect) if tree is not None]
+    except Exception as error:  # the check is advice: no parser failure may fail a registration
+        detail = str(error).strip().splitlines() or [type(error).__name__]
+        logger.info("no ORDER BY check, sqlglot could not parse the query: %s", detail[0])
+        return None
+    if len(statements) != 1:  # empty, or several statements whose result the driver picks
+        return None
+    statement = statements[0]
+    while isinstance(statement, exp.Subquery) and statement.args.get("order") is None:
+        statement = statement.this  # "(SELECT ... ORDER BY id)" is still sorted
+    if not isinstance(statement, exp.Query):  # EXEC, SHOW or text sqlglot kept as a Command
+        return None
+    return statement.args.get("order") is not None
+
+
+def _order_by_warnings(query: str, sql_store: SqlDatastore) -> list[str]:
+    """The record's warning when the result's row order may change between reads."""
+    kind = sql_store.kind if isinstance(sql_store, ServerSqlDatastore) else None
+    ordered = has_top_level_order_by(query, _SQLGLOT_DIALECTS.get(kind or ""))
+    if ordered is None:
+        return [UNPARSED_ORDER_BY_WARNING]
+    return [] if ordered else [NO_ORDER_BY_WARNING]
 
 
 def register_sql_dataset(
@@ -110,7 +137,7 @@ def register_sql_dataset(
             for problem in writer.discard():
                 logger.warning("dataset '%s': unchanged snapshot left behind: %s", name, problem)
             return Registration(record=latest, created=False, frame=None)
-        warnings = [] if has_top_level_order_by(query) else [NO_ORDER_BY_WARNING]
+        warnings = _order_by_warnings(query, sql_store)
 
         def build(version: int) -> Record:
             return {

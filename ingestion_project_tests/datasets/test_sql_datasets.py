@@ -27,6 +27,7 @@ from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.profile import frame_profile, frame_schema
 from ingestion_project.datasets.sql_datasets import (
     NO_ORDER_BY_WARNING,
+    UNPARSED_ORDER_BY_WARNING,
     has_top_level_order_by,
     register_sql_dataset,
 )
@@ -385,22 +386,91 @@ def test_a_query_without_order_by_is_registered_with_a_warning(
 
 
 @pytest.mark.parametrize(
-    ("query", "expected"),
+    ("query", "dialect", "expected"),
     [
-        ("SELECT * FROM t ORDER BY id", True),
-        ("select *\nfrom t\norder\n  by id desc;", True),
-        ("SELECT * FROM (SELECT * FROM t ORDER BY id) AS s", False),
-        ("SELECT row_number() OVER (ORDER BY id) FROM t", False),
-        ("SELECT 'order by' AS label FROM t", False),
-        ("SELECT * FROM t -- ORDER BY id", False),
-        ("SELECT * FROM t /* order by id */", False),
-        ('SELECT "order by" FROM t', False),
-        ("SELECT id, (SELECT max(x) FROM u) FROM t ORDER BY 1", True),
-        ("SELECT * FROM t WHERE sorder_by = 1", False),
+        pytest.param("SELECT * FROM t ORDER BY id", None, True, id="top_level"),
+        pytest.param("select *\nfrom t\norder\n  by id desc;", None, True, id="lower_case"),
+        pytest.param("(SELECT * FROM t ORDER BY id)", "postgres", True, id="parenthesized"),
+        pytest.param(
+            "SELECT id, (SELECT max(x) FROM u) FROM t ORDER BY 1", None, True, id="scalar_subquery"
+        ),
+        pytest.param("SELECT TOP 5 id FROM t ORDER BY id", "tsql", True, id="tsql_top"),
+        pytest.param("SELECT `id` FROM t ORDER BY `id`", "mysql", True, id="mysql_backticks"),
+        pytest.param(
+            "SELECT * FROM (SELECT * FROM t ORDER BY id) AS s", None, False, id="subquery_only"
+        ),
+        pytest.param(
+            "WITH c AS (SELECT * FROM t ORDER BY id) SELECT * FROM c", "postgres", False, id="cte"
+        ),
+        pytest.param(
+            "WITH c AS (SELECT * FROM t) SELECT * FROM c ORDER BY id",
+            "postgres",
+            True,
+            id="cte_top",
+        ),
+        pytest.param("SELECT row_number() OVER (ORDER BY id) FROM t", None, False, id="window"),
+        pytest.param(
+            "SELECT string_agg(name, ',' ORDER BY id) FROM t", "postgres", False, id="aggregate"
+        ),
+        pytest.param("SELECT 'order by' AS label FROM t", None, False, id="literal"),
+        pytest.param("SELECT $$order by$$ AS label FROM t", "postgres", False, id="dollar_quoted"),
+        pytest.param('SELECT "order by" FROM t', None, False, id="quoted_identifier"),
+        pytest.param("SELECT [order by] FROM t", "tsql", False, id="bracket_identifier"),
+        pytest.param("SELECT * FROM t -- ORDER BY id", None, False, id="line_comment"),
+        pytest.param("SELECT * FROM t /* order by id */", None, False, id="block_comment"),
+        pytest.param("SELECT * FROM t # ORDER BY id", "mysql", False, id="mysql_hash_comment"),
+        pytest.param("SELECT * FROM t WHERE sorder_by = 1", None, False, id="word_part"),
+        pytest.param(
+            "SELECT a FROM t UNION ALL SELECT a FROM u ORDER BY a", None, True, id="union_final"
+        ),
+        pytest.param(
+            "(SELECT a FROM t) UNION (SELECT a FROM u) ORDER BY 1", "mysql", True, id="union_parens"
+        ),
+        pytest.param(
+            "SELECT a FROM t UNION (SELECT a FROM u ORDER BY a)", None, False, id="union_branch"
+        ),
+        pytest.param("SELECT a FROM t UNION SELECT a FROM u", "tsql", False, id="union_unsorted"),
+        pytest.param("SELEC id FROM t ORDER BY id", None, None, id="syntax_error"),
+        pytest.param("SELECT 'oops FROM t ORDER BY id", None, None, id="unterminated_literal"),
+        pytest.param("SELECT id FROM t ORDER BY id USING <", "postgres", None, id="unsupported"),
+        pytest.param("SELECT `id` FROM t ORDER BY `id`", None, None, id="needs_its_dialect"),
+        pytest.param("SELECT 1; SELECT id FROM t ORDER BY id", None, None, id="two_statements"),
+        pytest.param("  ;  ", None, None, id="empty"),
     ],
 )
-def test_order_by_is_found_only_at_the_top_level(query: str, expected: bool) -> None:
-    assert has_top_level_order_by(query) is expected
+def test_order_by_is_found_only_at_the_top_level(
+    query: str, dialect: str | None, expected: bool | None
+) -> None:
+    assert has_top_level_order_by(query, dialect) is expected
+
+
+# Dollar quotes are PostgreSQL's and backticks MySQL's: a generic parse fails on both.
+DIALECT_QUERIES = {
+    "postgresql": "SELECT id, $$ order by $$ AS label FROM {table} ORDER BY id",
+    "mysql": "SELECT `id` FROM `{table}` ORDER BY `id`",
+}
+
+
+def test_each_server_parses_the_query_in_its_own_dialect(
+    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+) -> None:
+    query = DIALECT_QUERIES[source.kind].format(table=source.table)
+    assert has_top_level_order_by(query) is None
+
+    outcome = register(source, query_spec(query), snapshots, registry)
+
+    assert outcome.record["warnings"] == []
+
+
+def test_a_query_the_parser_does_not_know_is_registered_with_a_warning(
+    snapshots: LocalDatastore, registry: VersionRegistry
+) -> None:
+    with sql_table("postgresql", ROWS) as source:
+        query = f"SELECT id FROM {source.table} ORDER BY id USING <"
+        outcome = register(source, query_spec(query), snapshots, registry)
+
+    assert outcome.record["warnings"] == [UNPARSED_ORDER_BY_WARNING]
+    assert outcome.record["row_count"] == len(ROWS)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])
