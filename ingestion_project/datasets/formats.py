@@ -2,14 +2,17 @@
 
 CSV goes through pyarrow's reader (the speed of ``pd.read_csv(engine="pyarrow")`` with the same
 missing-value markers); declared ``column_types`` are applied after reading, so a value that
-does not convert is reported with its file, column, row and value.
+does not convert is reported with its file, column, row and value. pyarrow parses in blocks and
+fails on a row longer than one; such a read starts again with larger blocks, by itself.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,6 +52,11 @@ TEXT_TYPES = frozenset({"string", "category"})
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 CSV_BLOCK_BYTES = 4 << 20
+# A row (or header) longer than a block makes pyarrow fail; the read is retried with blocks twice
+# as large, up to this (pyarrow keeps the size in an int32).
+CSV_MAX_BLOCK_BYTES = 1 << 30
+_STRADDLING = "straddling object straddles two block boundaries"
+_NO_COLUMNS = "Empty CSV file or block: cannot infer number of columns"
 # Non-seekable Parquet streams (blob, HTTP) are spooled to disk past this size to find the footer.
 SPOOL_MEMORY_BYTES = 64 << 20
 
@@ -172,21 +180,34 @@ def _read_csv(
 
     # pyarrow turns undecodable values into bytes instead of failing: check first. ASCII is
     # valid UTF-8, and isascii() costs a fraction of a full decode.
-    if not (raw.isascii() and codecs.lookup(encoding).name == "utf-8"):
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    if not (raw.isascii() and utf8):
         raw.decode(encoding)
     names = _arrow_names(text_columns, header)
-    # BufferReader hands pyarrow the bytes without a copy or a Python call per read.
-    table = pacsv.read_csv(
-        pa.BufferReader(raw),
-        read_options=_csv_read_options(encoding, header),
-        parse_options=_csv_parse_options(separator),
-        convert_options=pacsv.ConvertOptions(
-            null_values=NA_VALUES,
-            strings_can_be_null=True,
-            column_types=dict.fromkeys(names, pa.string()),
-        ),
+    parse_options = _csv_parse_options(separator)
+    convert_options = pacsv.ConvertOptions(
+        null_values=NA_VALUES,
+        strings_can_be_null=True,
+        column_types=dict.fromkeys(names, pa.string()),
     )
-    return _csv_frame(table, header)
+    block = CSV_BLOCK_BYTES
+    while True:
+        try:
+            # BufferReader hands pyarrow the bytes without a copy or a Python call per read.
+            table = pacsv.read_csv(
+                pa.BufferReader(raw),
+                read_options=_csv_read_options(encoding, header, block),
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+        except pa.ArrowInvalid as error:
+            # pyarrow parses transcoded text, whose length only UTF-8 files are known to have.
+            larger = _larger_block(error, block, len(raw), len(raw) if utf8 else None)
+            if larger is None:
+                raise
+            block = larger
+        else:
+            return _csv_frame(table, header)
 
 
 def _csv_batches(
@@ -197,30 +218,167 @@ def _csv_batches(
     csv_types: Mapping[str, pa.DataType] | None,
     batch_size: int,
 ) -> Iterator[pd.DataFrame]:
-    import pyarrow.csv as pacsv
-
     types = {
         (name if header else f"f{name.removeprefix('col_')}"): arrow_type
         for name, arrow_type in (csv_types or {}).items()
     }
-    reader = pacsv.open_csv(
-        stream,
-        read_options=_csv_read_options(encoding, header),
-        parse_options=_csv_parse_options(separator),
-        convert_options=pacsv.ConvertOptions(
-            null_values=NA_VALUES, strings_can_be_null=True, column_types=types
-        ),
-    )
-    for batch in reader:
-        for start in range(0, batch.num_rows, batch_size):
-            yield _csv_frame(batch.slice(start, batch_size), header)
+    parse_options = _csv_parse_options(separator)
+    with _RereadableStream(stream) as source:
+        for batch in _csv_record_batches(source, encoding, header, parse_options, types):
+            for start in range(0, batch.num_rows, batch_size):
+                yield _csv_frame(batch.slice(start, batch_size), header)
 
 
-def _csv_read_options(encoding: str, header: bool) -> Any:
+def _csv_record_batches(
+    source: _RereadableStream,
+    encoding: str,
+    header: bool,
+    parse_options: Any,
+    types: dict[str, pa.DataType],
+) -> Iterator[pa.RecordBatch]:
+    """Batches of pyarrow's streaming reader, started again with larger blocks if a row is long.
+
+    A new start reads the stream from the beginning with the column types already given fixed,
+    and skips the rows already given, so the batches go on where they stopped.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    block, given, skip = CSV_BLOCK_BYTES, 0, 0
+    reader = None
+    while True:
+        try:
+            if reader is None:
+                reader = pacsv.open_csv(
+                    source.reader(),
+                    read_options=_csv_read_options(encoding, header, block),
+                    parse_options=parse_options,
+                    convert_options=pacsv.ConvertOptions(
+                        null_values=NA_VALUES, strings_can_be_null=True, column_types=types
+                    ),
+                )
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as error:
+            larger = _larger_block(error, block, source.bytes_read, None)
+            if larger is None:
+                raise
+            if reader is not None:
+                seen = zip(reader.schema.names, reader.schema.types, strict=True)
+                types = {**{n: t for n, t in seen if not pa.types.is_null(t)}, **types}
+            block, skip, reader = larger, given, None
+            continue
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        batch, skip = batch.slice(skip), 0
+        given += batch.num_rows
+        yield batch
+
+
+def _larger_block(
+    error: pa.ArrowInvalid, block: int, available: int, size: int | None
+) -> int | None:
+    """The block size to read again with, if ``error`` says a row did not fit in ``block``.
+
+    ``available`` is how many bytes the failed read had (a full first block without a line end
+    fails as if empty); ``size`` is the length of the text when known: one block that holds it
+    all cannot be too small.
+    """
+    text = str(error)
+    too_long = _STRADDLING in text or (_NO_COLUMNS in text and available >= block)
+    limit = CSV_MAX_BLOCK_BYTES if size is None else min(size, CSV_MAX_BLOCK_BYTES)
+    if not too_long or block >= limit:
+        return None
+    return min(block * 2, limit)
+
+
+class _RereadableStream:
+    """A stream that can be read again from its beginning, by one reader at a time.
+
+    A seekable stream seeks back. A forward-only one (blob, HTTP) is copied into a spool as it is
+    read (in memory up to one block, then a temporary file), and a new reader reads the copy
+    first. pyarrow reads ahead on its own threads, so a reader that is replaced reads nothing
+    more: its late reads cannot move the stream under the next one.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._start = stream.tell() if _seekable(stream) else None
+        self._spool: IO[bytes] | None = None
+        if self._start is None:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=CSV_BLOCK_BYTES)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._replaying = False
+        self.bytes_read = 0
+
+    def __enter__(self) -> _RereadableStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close the spool; the stream belongs to whoever opened it."""
+        with self._lock:
+            self._generation += 1
+            if self._spool is not None:
+                self._spool.close()
+
+    def reader(self) -> io.RawIOBase:
+        """A file object for pyarrow from the beginning; the previous one reads nothing more."""
+        with self._lock:
+            self._generation += 1
+            if self._generation > 1:
+                if self._spool is None:
+                    self._stream.seek(self._start or 0)
+                else:
+                    self._spool.seek(0)
+                    self._replaying = True
+            self.bytes_read = 0
+            return _GenerationReader(self, self._generation)
+
+    def read(self, generation: int, size: int) -> bytes:
+        with self._lock:
+            if generation != self._generation:
+                return b""
+            data = b""
+            if self._spool is not None and self._replaying:
+                data = self._spool.read(size)
+            if size < 0 or len(data) < size:
+                self._replaying = False
+                more = self._stream.read(-1 if size < 0 else size - len(data))
+                if self._spool is not None:
+                    self._spool.write(more)
+                data += more
+            self.bytes_read += len(data)
+            return data
+
+
+class _GenerationReader(io.RawIOBase):
+    """One reader of a _RereadableStream, the file object pyarrow is given."""
+
+    def __init__(self, source: _RereadableStream, generation: int) -> None:
+        super().__init__()
+        self._source = source
+        self._generation = generation
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._source.read(self._generation, -1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _csv_read_options(encoding: str, header: bool, block: int) -> Any:
     import pyarrow.csv as pacsv
 
     return pacsv.ReadOptions(
-        encoding=encoding, autogenerate_column_names=not header, block_size=CSV_BLOCK_BYTES
+        encoding=encoding, autogenerate_column_names=not header, block_size=block
     )
 
 
@@ -308,6 +466,12 @@ def _malformed(path: str, file_format: str, encoding: str) -> Iterator[None]:
             "dataset (e.g. utf-8, latin-1, cp1252)."
         ) from None
     except (pd.errors.ParserError, ValueError, OSError, pa.ArrowException) as error:
+        if _STRADDLING in str(error):  # pyarrow's advice names a setting our datasets do not have
+            raise MalformedFileError(
+                f"'{path}' has a row longer than {CSV_MAX_BLOCK_BYTES / (1 << 20):g} MiB, the "
+                "most a CSV row may hold. Check that the file has one row per line and that the "
+                "dataset's 'format:'/'separator:' are right, or split the row."
+            ) from None
         raise MalformedFileError(
             f"'{path}' could not be read as {file_format}: {_first_line(error)}. "
             "Fix the file, or the dataset's 'format:'/'separator:' if they are wrong."
