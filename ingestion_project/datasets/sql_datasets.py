@@ -56,7 +56,7 @@ UNPARSED_ORDER_BY_WARNING = (
     "return rows in a different order on every read, which changes the fingerprint and registers "
     "unchanged data as a new version. Make sure it ends with an ORDER BY on a unique key."
 )
-# sqlglot's dialect for each server kind (ServerSqlDatastore.kind); other stores parse generically.
+# sqlglot's dialect for each server dialect (ServerSqlDatastore.dialect); others parse generically.
 _SQLGLOT_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mssql": "tsql"}
 
 
@@ -88,8 +88,8 @@ def has_top_level_order_by(query: str, dialect: str | None = None) -> bool | Non
 
 def _order_by_warnings(query: str, sql_store: SqlDatastore) -> list[str]:
     """The record's warning when the result's row order may change between reads."""
-    kind = sql_store.kind if isinstance(sql_store, ServerSqlDatastore) else None
-    ordered = has_top_level_order_by(query, _SQLGLOT_DIALECTS.get(kind or ""))
+    dialect = sql_store.dialect if isinstance(sql_store, ServerSqlDatastore) else None
+    ordered = has_top_level_order_by(query, _SQLGLOT_DIALECTS.get(dialect or ""))
     if ordered is None:
         return [UNPARSED_ORDER_BY_WARNING]
     return [] if ordered else [NO_ORDER_BY_WARNING]
