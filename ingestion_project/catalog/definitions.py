@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ingestion_project.catalog.code_versions import (
+    dataset_code_version,
+    drift_code_version,
+    model_code_version,
+    predictions_code_version,
+)
 from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
 from ingestion_project.datasets.assets import build_dataset_asset
@@ -43,13 +49,18 @@ def build_definitions(catalog: ProjectCatalog, source: str | None = None) -> dg.
     checks: list[dg.AssetChecksDefinition] = []
     for name in own("datasets"):
         dataset = catalog.datasets[name]
-        assets.append(build_dataset_asset(name, dataset, catalog.registry))
+        version = dataset_code_version(catalog, name)
+        assets.append(build_dataset_asset(name, dataset, catalog.registry, version))
         checks.extend(build_dataset_checks(name, dataset, catalog.registry))
     for name in own("models"):
-        assets.append(build_model_asset(name, catalog))
+        assets.append(build_model_asset(name, catalog, model_code_version(catalog, name)))
         if catalog.models[name].scoring is not None:
-            assets.append(build_predictions_asset(name, catalog))
-    assets.extend(build_drift_asset(name, catalog) for name in own("monitors"))
+            version = predictions_code_version(catalog, name)
+            assets.append(build_predictions_asset(name, catalog, version))
+    assets.extend(
+        build_drift_asset(name, catalog, drift_code_version(catalog, name))
+        for name in own("monitors")
+    )
 
     jobs, sensors, schedules = [], [], []
     for name in own("datasets"):

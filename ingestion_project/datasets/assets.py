@@ -20,9 +20,9 @@ FILES_SHOWN = 20
 
 
 def build_dataset_asset(
-    name: str, spec: DatasetSpec, registry_spec: RegistrySpec
+    name: str, spec: DatasetSpec, registry_spec: RegistrySpec, code_version: str
 ) -> dg.AssetsDefinition:
-    code_version = spec.fingerprint()
+    """``code_version`` covers the entry and the code that registers versions (code_versions)."""
     mode = spec.effective_mode
     # Snapshots are copied into the registry's datastore, so the asset needs it in both modes.
     stores = {spec.datastore, registry_spec.datastore}

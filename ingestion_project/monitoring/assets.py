@@ -24,7 +24,7 @@ DRIFT_DETECTED = "drift_detected"
 RESULT_ID = "drift_result_id"
 
 
-def build_drift_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
+def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> dg.AssetsDefinition:
     monitor = catalog.monitors[name]
     model_spec = catalog.models[monitor.model]
     scoring = model_spec.scoring
@@ -43,7 +43,7 @@ def build_drift_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition
         description=monitor.description
         or f"Drift of '{target_name}' and the predictions of '{monitor.model}' against the "
         f"data the champion was trained on; retraining when drift share >= {monitor.threshold}.",
-        code_version=monitor.fingerprint(),
+        code_version=code_version,
         required_resource_keys=stores,
         kinds={"evidently"},
     )

@@ -39,10 +39,9 @@ def latest_dataset(context: dg.AssetExecutionContext, catalog: ProjectCatalog, n
     return record
 
 
-def build_model_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
+def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> dg.AssetsDefinition:
     spec = catalog.models[name]
     dataset = catalog.datasets[spec.train_on]
-    code_version = spec.fingerprint()
 
     @dg.asset(
         name=name,
@@ -133,7 +132,9 @@ def predictions_asset_name(model: str) -> str:
     return f"{model}_predictions"
 
 
-def build_predictions_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefinition:
+def build_predictions_asset(
+    name: str, catalog: ProjectCatalog, code_version: str
+) -> dg.AssetsDefinition:
     spec = catalog.models[name]
     scoring = spec.scoring
     assert scoring is not None
@@ -145,7 +146,7 @@ def build_predictions_asset(name: str, catalog: ProjectCatalog) -> dg.AssetsDefi
         group_name="models",
         deps=[name, scoring.dataset],
         description=f"Predictions of the champion '{name}' on the latest '{scoring.dataset}'.",
-        code_version=scoring.fingerprint(),
+        code_version=code_version,
         required_resource_keys={dataset.datastore, scoring.datastore, catalog.registry.datastore},
         kinds={"parquet"},
         output_required=False,

@@ -87,7 +87,9 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
     store: CountingDatastore, registry_store: LocalDatastore, landing: Path
 ) -> None:
     put_photos(landing, 25)
-    asset = build_dataset_asset(NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"))
+    asset = build_dataset_asset(
+        NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"), SPEC.fingerprint()
+    )
 
     result = dg.materialize(
         [asset],

@@ -339,7 +339,9 @@ def test_the_asset_snapshots_into_the_registry_store_it_requires(
     registry_root: Path,
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
-    asset = build_dataset_asset(NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"))
+    asset = build_dataset_asset(
+        NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"), SPEC.fingerprint()
+    )
     instance = dg.DagsterInstance.ephemeral()
     resources = {"landing": store, "registry": registry_store}
 
@@ -404,7 +406,7 @@ def test_checks_on_a_snapshot_read_the_copies_after_the_originals_are_gone(
         {**SPEC.model_dump(), "checks": [{"not_null": ["id"]}, {"between": {"temp": [0, 2]}}]}
     )
     registry_spec = RegistrySpec(datastore="registry", prefix="_reg")
-    asset = build_dataset_asset(NAME, spec, registry_spec)
+    asset = build_dataset_asset(NAME, spec, registry_spec, spec.fingerprint())
     checks = build_dataset_checks(NAME, spec, registry_spec)
     resources = {"landing": store, "registry": registry_store}
     instance = dg.DagsterInstance.ephemeral()
