@@ -53,6 +53,32 @@ def catalog_definitions(*catalogs: Any) -> dg.Definitions:
     return dg.Definitions.merge(*(component.build_defs(context) for component in components))
 
 
+def materialize(
+    defs: dg.Definitions,
+    *assets: str,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """One run of ``assets`` as `dg launch --assets` or a sensor starts it: the asset job."""
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        asset_selection=[dg.AssetKey(name) for name in assets],
+        raise_on_error=raise_on_error,
+    )
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The metadata of the last materialization of ``asset`` in a run, as plain values."""
+    events = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(asset)
+    ]
+    assert events, f"{asset} was not materialized"
+    materialization = events[-1].step_materialization_data.materialization
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
 def project_definitions(root: Path) -> dg.Definitions:
     """The code location of the project at ``root``, built as `dg dev` builds it."""
     from ingestion_project.catalog.loading import make_importable

@@ -29,11 +29,7 @@ EXPECTED_CHECKS = {
     ("bikeshare_history", "between"),
     ("bikeshare_scoring", "not_null"),
 }
-EXPECTED_JOBS = {
-    "refresh_bikeshare_history",
-    "refresh_bikeshare_scoring",
-    "retrain_bikeshare_demand",
-}
+EXPECTED_JOBS = {"refresh_bikeshare_history", "retrain_bikeshare_demand"}
 EXPECTED_SENSORS = {"bikeshare_scoring_data_change_sensor", "bikeshare_drift_retrain_sensor"}
 EXPECTED_SCHEDULES = {"bikeshare_history_schedule"}
 

@@ -79,6 +79,11 @@ def code_version(declarations: Iterable[Any], modules: Iterable[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def code_identity() -> str:
+    """One hash of the package version and all code that builds assets: equal means same code."""
+    return code_version([], sorted({*DATASET_CODE, *MODEL_CODE, *PREDICTIONS_CODE, *DRIFT_CODE}))
+
+
 def _plain(item: Any) -> Any:
     return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
 

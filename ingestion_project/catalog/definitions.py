@@ -16,7 +16,7 @@ from ingestion_project.catalog.code_versions import (
 )
 from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
-from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.monitoring.assets import build_drift_asset
 from ingestion_project.quality.checks import build_dataset_checks
 from ingestion_project.training.assets import (
@@ -38,8 +38,13 @@ def retrain_job_name(model: str) -> str:
     return f"retrain_{model}"
 
 
-def build_definitions(catalog: ProjectCatalog, source: str | None = None) -> dg.Definitions:
-    """Definitions for the entries of catalog file ``source`` (all entries when None)."""
+def build_definitions(
+    catalog: ProjectCatalog, source: str | None = None, op_prefix: str = "catalog"
+) -> dg.Definitions:
+    """Definitions for the entries of catalog file ``source`` (all entries when None).
+
+    ``op_prefix`` names the ops that register and check this catalog's datasets.
+    """
 
     def own(section: str) -> list[str]:
         names = getattr(catalog, section)
@@ -47,11 +52,17 @@ def build_definitions(catalog: ProjectCatalog, source: str | None = None) -> dg.
 
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
-    for name in own("datasets"):
-        dataset = catalog.datasets[name]
-        version = dataset_code_version(catalog, name)
-        assets.append(build_dataset_asset(name, dataset, catalog.registry, version))
-        checks.extend(build_dataset_checks(name, dataset, catalog.registry))
+    datasets = {name: catalog.datasets[name] for name in own("datasets")}
+    if datasets:
+        versions = {name: dataset_code_version(catalog, name) for name in datasets}
+        assets.append(
+            build_dataset_assets(
+                f"{op_prefix}__register_datasets", datasets, catalog.registry, versions
+            )
+        )
+        checks.extend(
+            build_dataset_checks(f"{op_prefix}__check_datasets", datasets, catalog.registry)
+        )
     for name in own("models"):
         assets.append(build_model_asset(name, catalog, model_code_version(catalog, name)))
         if catalog.models[name].scoring is not None:
@@ -62,22 +73,26 @@ def build_definitions(catalog: ProjectCatalog, source: str | None = None) -> dg.
         for name in own("monitors")
     )
 
+    # Sensors target assets, not a job per dataset: Dagster resolves every job against the whole
+    # asset graph, so a job per dataset made loading quadratic in the number of datasets. A
+    # schedule needs a job; its dataset gets one, named for people.
     jobs, sensors, schedules = [], [], []
     for name in own("datasets"):
         dataset = catalog.datasets[name]
-        job = dg.define_asset_job(
-            refresh_job_name(name),
-            selection=dg.AssetSelection.assets(*refresh_selection(catalog, name)),
-            description=f"Register a new version of '{name}' and refresh what scores or "
-            "monitors it.",
-        )
-        jobs.append(job)
+        selection = refresh_selection(catalog, name)
         if isinstance(dataset.trigger, DataChangeTrigger):
             build_sensor = (
                 build_sql_change_sensor if dataset.query is not None else build_data_change_sensor
             )
-            sensors.append(build_sensor(name, dataset, job.name))
+            sensors.append(build_sensor(name, dataset, selection))
         elif isinstance(dataset.trigger, CronTrigger):
+            job = dg.define_asset_job(
+                refresh_job_name(name),
+                selection=dg.AssetSelection.assets(*selection),
+                description=f"Register a new version of '{name}' and refresh what scores or "
+                "monitors it.",
+            )
+            jobs.append(job)
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     for name in own("models"):
         model = catalog.models[name]

@@ -8,14 +8,18 @@ datasets in another, and every mistake of every file is reported in one pass.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from ingestion_project.catalog.code_versions import code_identity
 from ingestion_project.catalog.datastore_entries import DatastoreEntry
 from ingestion_project.catalog.definitions import build_definitions
 from ingestion_project.catalog.errors import CatalogError, CatalogProblem
@@ -23,6 +27,8 @@ from ingestion_project.catalog.parse import ParsedCatalog, parse_catalog
 from ingestion_project.catalog.project import ProjectCatalog, assemble_project
 from ingestion_project.catalog.spec import DatasetSpec, ModelSpec, MonitorSpec, RegistrySpec
 from ingestion_project.settings import ingestion_home
+
+T = TypeVar("T")
 
 
 class CatalogAttributes(BaseModel):
@@ -74,8 +80,9 @@ class Catalog(dg.Component):
     only at run time.
     """
 
-    def __init__(self, parsed: ParsedCatalog) -> None:
+    def __init__(self, parsed: ParsedCatalog, op_prefix: str = "catalog") -> None:
         self.parsed = parsed
+        self.op_prefix = op_prefix
         self._project: ProjectCatalog | None = None
 
     @classmethod
@@ -84,13 +91,19 @@ class Catalog(dg.Component):
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Catalog:
-        raw = getattr(attributes, "_raw", None) or {}
-        # Dagster's templates ({{ env.X }}, {{ context.project_root }}) as in any defs.yaml.
-        raw = context.resolution_context.resolve_value(raw)
+        raw = render_templates(getattr(attributes, "_raw", None) or {}, context.resolution_context)
         source = display_path(context)
-        parsed = parse_catalog(raw, source=source, home=ingestion_home())
-        parsed.problems[:0] = duplicate_key_problems(context.path / "defs.yaml", source)
-        return cls(parsed)
+        path = context.path / "defs.yaml"
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        home = ingestion_home()
+
+        def parse() -> ParsedCatalog:
+            parsed = parse_catalog(raw, source=source, home=home)
+            parsed.problems[:0] = duplicate_key_problems(text, source)
+            return parsed
+
+        key = ("parse", source, str(home), _digest(text), _digest(raw))
+        return cls(_RECENT.get_or_make(key, parse), op_prefix(context))
 
     def project(self, context: dg.ComponentLoadContext) -> ProjectCatalog:
         """The project-wide catalog that this catalog is part of."""
@@ -107,7 +120,11 @@ class Catalog(dg.Component):
         return self._project
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return build_definitions(self.project(context), self.parsed.source)
+        project = self.project(context)
+        return _RECENT.get_or_make(
+            ("defs", id(project), self.parsed.source, code_identity()),
+            lambda: (project, build_definitions(project, self.parsed.source, self.op_prefix)),
+        )[1]
 
 
 def shared_project(catalogs: Sequence[Catalog]) -> ProjectCatalog:
@@ -118,10 +135,73 @@ def shared_project(catalogs: Sequence[Catalog]) -> ProjectCatalog:
     """
     project = next((c._project for c in catalogs if c._project is not None), None)
     if project is None:
-        project = assemble_project([catalog.parsed for catalog in catalogs], ingestion_home())
+        parsed = tuple(sorted((catalog.parsed for catalog in catalogs), key=id))
+        home = ingestion_home()
+        project = _RECENT.get_or_make(
+            ("project", tuple(map(id, parsed)), str(home)),
+            lambda: (parsed, assemble_project(parsed, home)),
+        )[1]
     for catalog in catalogs:
         catalog._project = project
     return project
+
+
+class _RecentLoads:
+    """The last few parsed catalogs, projects and definitions, reused when nothing changed.
+
+    Dagster builds a code location's definitions twice as it starts (to find them, then to
+    build the repository; `dagster definitions validate` too). Equal inputs give equal
+    definitions, so the second build reuses the first: keys are digests of what a catalog says
+    (after templates) and where it lives. Values hold what their keys' ids refer to, so an id
+    is never reused while its entry is here.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def get_or_make(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        value = make()
+        self.entries[key] = value
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value
+
+
+_RECENT = _RecentLoads()
+
+
+def _digest(value: Any) -> str:
+    """Of a file's text, or of what YAML made of it (in the file's order, so repr is stable)."""
+    text = value if isinstance(value, str) else repr(value)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render_templates(value: Any, context: dg.ResolutionContext) -> Any:
+    """Dagster's templates ({{ env.X }}, {{ context.project_root }}) as in any defs.yaml.
+
+    Only strings that hold a template are rendered: rendering compiles a Jinja template per
+    string, which for a catalog of 1,000 datasets cost more than everything else in loading it.
+    """
+    if isinstance(value, dict):
+        return {key: render_templates(item, context.at_path(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_templates(item, context.at_path(i)) for i, item in enumerate(value)]
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return context.resolve_value(value)
+    return value
+
+
+def op_prefix(context: dg.ComponentLoadContext) -> str:
+    """The catalog's folder under the defs folder as an op name: 'catalog', 'team_a__sales'."""
+    try:
+        folder = context.path.relative_to(context.defs_module_path)
+    except ValueError:
+        folder = Path(context.path.name)
+    return re.sub(r"\W+", "_", "__".join(folder.parts)).strip("_") or "catalog"
 
 
 def display_path(context: dg.ComponentLoadContext) -> str:
@@ -133,40 +213,40 @@ def display_path(context: dg.ComponentLoadContext) -> str:
         return str(path)
 
 
-class _DuplicateKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+def duplicate_key_problems(text: str, source: str) -> list[CatalogProblem]:
+    """A name written twice would silently replace the first; Dagster's reader keeps the last.
 
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if isinstance(key, Hashable) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"'{key}' is declared twice in the same mapping", key_node.start_mark
-            )
-        if isinstance(key, Hashable):
-            seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_DuplicateKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
-def duplicate_key_problems(path: Path, source: str) -> list[CatalogProblem]:
-    """A name written twice would silently replace the first; Dagster's reader keeps the last."""
-    if not path.is_file():
-        return []
+    Only the node tree is built (by libyaml when present), so this costs a fraction of a load.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        for _ in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_DuplicateKeyLoader):
-            pass
-    except yaml.YAMLError as error:
-        return [
-            CatalogProblem("(file)", f"{error}".replace("\n", " "), "Keep one of them.", source)
-        ]
-    return []
+        documents = list(yaml.compose_all(text, Loader=loader))
+    except yaml.YAMLError:
+        return []  # Dagster reports the syntax error itself, with its position
+    problems = []
+    pending: list[yaml.Node] = [node for node in documents if node is not None]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if (key.tag, key.value) in seen:
+                        line = key.start_mark.line + 1
+                        problems.append(
+                            CatalogProblem(
+                                "(file)",
+                                f"'{key.value}' is declared twice in the same mapping (line "
+                                f"{line}); YAML would keep only the last one",
+                                "Keep one of them, or rename one.",
+                                source,
+                            )
+                        )
+                    seen.add((key.tag, key.value))
+                pending.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
+    return problems
 
 
 __all__ = ["Catalog", "CatalogAttributes", "CatalogError"]

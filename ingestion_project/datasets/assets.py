@@ -1,5 +1,6 @@
 """One software-defined asset per dataset: materializing it registers a version."""
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -19,82 +20,131 @@ VERSIONS_SHOWN = 10
 FILES_SHOWN = 20
 
 
-def build_dataset_asset(
-    name: str, spec: DatasetSpec, registry_spec: RegistrySpec, code_version: str
+def build_dataset_assets(
+    op_name: str,
+    datasets: Mapping[str, DatasetSpec],
+    registry_spec: RegistrySpec,
+    code_versions: Mapping[str, str],
 ) -> dg.AssetsDefinition:
-    """``code_version`` covers the entry and the code that registers versions (code_versions)."""
-    mode = spec.effective_mode
-    # Snapshots are copied into the registry's datastore, so the asset needs it in both modes.
-    stores = {spec.datastore, registry_spec.datastore}
-    if spec.query is not None:
-        kinds = {"sql", "parquet"}
-    else:
-        kinds = {"pandas", spec.file_format} if spec.kind == "tabular" else {"files"}
+    """The datasets of one catalog as one subsettable multi-asset: one asset per dataset.
 
-    @dg.asset(
-        name=name,
-        group_name="datasets",
-        description=spec.description
-        or f"Dataset '{name}': {spec.path or 'a SQL query'} in {spec.datastore}.",
-        code_version=code_version,
-        required_resource_keys=stores,
-        kinds=kinds,
-        tags={key: value for key, value in spec.tags.items()},
-        owners=list(spec.owners),
-        metadata={
-            "datastore": spec.datastore,
-            "path": spec.path or "",
-            "query": spec.query or "",
-            "kind": spec.kind,
-            "mode": mode,
-        },
-    )
-    def dataset_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        store = getattr(context.resources, spec.datastore)
-        registry_store = getattr(context.resources, registry_spec.datastore)
-        registry = dataset_registry(registry_store, registry_spec.prefix)
-        if spec.query is not None:
-            outcome = register_sql_dataset(
-                name,
-                spec,
-                store,
-                registry,
-                registry_store,
-                registry_spec.datastore,
-                registry_spec.prefix,
-                run_id=context.run.run_id,
-                code_version=code_version,
-            )
-            for warning in outcome.record.get("warnings") or []:
-                context.log.warning(f"dataset '{name}': {warning}")
-        else:
-            outcome = register_file_dataset(
-                name,
-                spec,
-                store,
-                registry,
-                run_id=context.run.run_id,
-                code_version=code_version,
-                snapshot_store=registry_store if mode == "snapshot" else None,
-                snapshot_store_name=registry_spec.datastore if mode == "snapshot" else None,
-                upstream=[],
-            )
-        record = outcome.record
-        if outcome.created:
-            rows = f", {record['row_count']} rows" if "row_count" in record else ""
-            copied = f" (snapshot in '{record['manifest_store']}')" if mode == "snapshot" else ""
-            context.log.info(
-                f"Registered {name} version {record['version']}: {len(record['manifest'])} "
-                f"files{rows}{copied}."
-            )
-        else:
-            context.log.info(f"{name} is unchanged: still version {record['version']}.")
-        return dg.MaterializeResult(
-            metadata=dataset_metadata(outcome, registry),
-            data_version=dg.DataVersion(record["fingerprint"]),
+    Materializing some of them runs only those. One op per catalog rather than per dataset keeps
+    a project of thousands of datasets quick to load (as dbt and Sling components do). A dataset
+    that fails does not stop the others of the same run; the step fails afterwards, naming it.
+    ``code_versions`` covers each entry and the code that registers versions (code_versions).
+    """
+    specs = [
+        dg.AssetSpec(
+            key=name,
+            group_name="datasets",
+            description=spec.description
+            or f"Dataset '{name}': {spec.path or 'a SQL query'} in {spec.datastore}.",
+            code_version=code_versions[name],
+            kinds=_kinds(spec),
+            tags=dict(spec.tags),
+            owners=list(spec.owners),
+            metadata={
+                "datastore": spec.datastore,
+                "path": spec.path or "",
+                "query": spec.query or "",
+                "kind": spec.kind,
+                "mode": spec.effective_mode,
+            },
+            skippable=True,
         )
+        for name, spec in datasets.items()
+    ]
+    # Snapshots are copied into the registry's datastore, so it is needed in both modes.
+    stores = {spec.datastore for spec in datasets.values()} | {registry_spec.datastore}
 
-    return dataset_asset
+    @dg.multi_asset(
+        name=op_name,
+        specs=specs,
+        can_subset=True,
+        required_resource_keys=stores,
+    )
+    def register_datasets(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        failed: list[tuple[str, Exception]] = []
+        for key in sorted(context.selected_asset_keys, key=lambda key: key.to_user_string()):
+            name = key.to_user_string()
+            try:
+                yield register_dataset(
+                    context, name, datasets[name], registry_spec, code_versions[name]
+                )
+            except Exception as error:  # the other datasets of the run still register
+                if len(context.selected_asset_keys) == 1:
+                    raise
+                context.log.error(f"dataset '{name}' failed: {error}")
+                failed.append((name, error))
+        if failed:
+            names = ", ".join(name for name, _ in failed)
+            raise dg.Failure(
+                f"{len(failed)} of {len(context.selected_asset_keys)} datasets failed: {names}. "
+                "Their errors are in the run's log above; the others registered.",
+            ) from failed[0][1]
+
+    return register_datasets
+
+
+def _kinds(spec: DatasetSpec) -> set[str]:
+    if spec.query is not None:
+        return {"sql", "parquet"}
+    return {"pandas", spec.file_format} if spec.kind == "tabular" else {"files"}
+
+
+def register_dataset(
+    context: dg.AssetExecutionContext,
+    name: str,
+    spec: DatasetSpec,
+    registry_spec: RegistrySpec,
+    code_version: str,
+) -> dg.MaterializeResult:
+    """Register a version of one dataset if its data changed; say which version it is now."""
+    mode = spec.effective_mode
+    store = getattr(context.resources, spec.datastore)
+    registry_store = getattr(context.resources, registry_spec.datastore)
+    registry = dataset_registry(registry_store, registry_spec.prefix)
+    if spec.query is not None:
+        outcome = register_sql_dataset(
+            name,
+            spec,
+            store,
+            registry,
+            registry_store,
+            registry_spec.datastore,
+            registry_spec.prefix,
+            run_id=context.run.run_id,
+            code_version=code_version,
+        )
+        for warning in outcome.record.get("warnings") or []:
+            context.log.warning(f"dataset '{name}': {warning}")
+    else:
+        outcome = register_file_dataset(
+            name,
+            spec,
+            store,
+            registry,
+            run_id=context.run.run_id,
+            code_version=code_version,
+            snapshot_store=registry_store if mode == "snapshot" else None,
+            snapshot_store_name=registry_spec.datastore if mode == "snapshot" else None,
+            upstream=[],
+        )
+    record = outcome.record
+    if outcome.created:
+        rows = f", {record['row_count']} rows" if "row_count" in record else ""
+        copied = f" (snapshot in '{record['manifest_store']}')" if mode == "snapshot" else ""
+        context.log.info(
+            f"Registered {name} version {record['version']}: {len(record['manifest'])} "
+            f"files{rows}{copied}."
+        )
+    else:
+        context.log.info(f"{name} is unchanged: still version {record['version']}.")
+    return dg.MaterializeResult(
+        asset_key=name,
+        metadata=dataset_metadata(outcome, registry),
+        data_version=dg.DataVersion(record["fingerprint"]),
+    )
 
 
 def dataset_metadata(outcome: Registration, registry: VersionRegistry) -> dict[str, Any]:

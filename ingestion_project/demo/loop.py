@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from ingestion_project.catalog.definitions import refresh_job_name, retrain_job_name
+from ingestion_project.catalog.definitions import retrain_job_name
 from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project.triggers.drift_retrain import retrain_sensor_name
 
@@ -111,6 +111,23 @@ class DemoRunner:
             instance=self.instance, tags=tags, run_config=QUIET, raise_on_error=False
         )
 
+    def launch_for_sensor(
+        self, sensor_name: str, request: dg.RunRequest
+    ) -> dg.ExecuteInProcessResult:
+        """A run of the assets a sensor targets, as the daemon launches it."""
+        tags = {**request.tags, **({RUN_KEY_TAG: request.run_key} if request.run_key else {})}
+        selection = self.defs.resolve_sensor_def(sensor_name).asset_selection
+        assert selection is not None, f"{sensor_name} targets assets"
+        keys = request.asset_selection or list(selection.resolve(self.defs.resolve_asset_graph()))
+        self.runs += 1
+        return self.defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=self.instance,
+            tags=tags,
+            run_config=QUIET,
+            raise_on_error=False,
+            asset_selection=list(keys),
+        )
+
     def metadata(self, asset: str) -> dict[str, Any]:
         event = self.instance.get_latest_materialization_event(dg.AssetKey(asset))
         if event is None or event.asset_materialization is None:
@@ -176,8 +193,9 @@ def run_demo(
             lead += f"; {MONTH_NAMES[previous - 1]}'s actuals join the history"
         arrive(store_root, INCOMING, month)
         say(lead + ".")
-        for request in runner.tick(data_change_sensor_name(SCORING)):
-            _require(runner.launch(refresh_job_name(SCORING), request))
+        sensor = data_change_sensor_name(SCORING)
+        for request in runner.tick(sensor):
+            _require(runner.launch_for_sensor(sensor, request))
         scoring = runner.metadata(SCORING)
         predictions = runner.metadata(f"{MODEL}_predictions")
         drift = runner.metadata(MONITOR)

@@ -1,5 +1,7 @@
 """Sensors that fire when the files behind a dataset change, judged from listings alone."""
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
@@ -11,8 +13,13 @@ def data_change_sensor_name(dataset: str) -> str:
     return f"{dataset}_data_change_sensor"
 
 
-def build_data_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.SensorDefinition:
-    """One run per change of the listing (see change_cursor): never twice for the same state."""
+def build_data_change_sensor(
+    name: str, spec: DatasetSpec, selection: Sequence[str]
+) -> dg.SensorDefinition:
+    """One run per change of the listing (see change_cursor): never twice for the same state.
+
+    Its runs materialize ``selection``: the dataset and what scores or monitors it.
+    """
     trigger = spec.trigger
     assert isinstance(trigger, DataChangeTrigger)
     assert spec.path is not None
@@ -20,7 +27,7 @@ def build_data_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.
 
     @dg.sensor(
         name=data_change_sensor_name(name),
-        job_name=job_name,
+        asset_selection=dg.AssetSelection.assets(*selection),
         minimum_interval_seconds=trigger.interval_seconds,
         required_resource_keys={spec.datastore},
         description=f"Refreshes '{name}' when files matching '{path}' in '{spec.datastore}' "

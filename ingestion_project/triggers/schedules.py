@@ -10,6 +10,7 @@ def schedule_name(dataset: str) -> str:
 
 
 def build_dataset_schedule(name: str, trigger: CronTrigger, job_name: str) -> dg.ScheduleDefinition:
+    """Runs the dataset's refresh job: the dataset and what scores or monitors it."""
     return dg.ScheduleDefinition(
         name=schedule_name(name),
         cron_schedule=trigger.cron,

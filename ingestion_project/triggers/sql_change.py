@@ -1,5 +1,7 @@
 """Sensors that fire when the tables behind a SQL dataset change, judged without reading rows."""
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
@@ -9,7 +11,9 @@ from ingestion_project.triggers.change_cursor import change_result
 from ingestion_project.triggers.data_change import data_change_sensor_name
 
 
-def build_sql_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.SensorDefinition:
+def build_sql_change_sensor(
+    name: str, spec: DatasetSpec, selection: Sequence[str]
+) -> dg.SensorDefinition:
     """One run per change of the tables behind the query (see change_cursor), never twice.
 
     The fingerprint comes from the query, its params and the declared tables' fingerprints
@@ -22,7 +26,7 @@ def build_sql_change_sensor(name: str, spec: DatasetSpec, job_name: str) -> dg.S
 
     @dg.sensor(
         name=data_change_sensor_name(name),
-        job_name=job_name,
+        asset_selection=dg.AssetSelection.assets(*selection),
         minimum_interval_seconds=trigger.interval_seconds,
         required_resource_keys={spec.datastore},
         description=f"Refreshes '{name}' when rows of {', '.join(tables)} in "

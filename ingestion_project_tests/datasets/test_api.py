@@ -36,7 +36,7 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, UnsafePathError
-from ingestion_project_tests.catalogs import project_definitions, write_project
+from ingestion_project_tests.catalogs import materialize, project_definitions, write_project
 from ingestion_project_tests.servers import require_tcp_server
 
 JAN = "id,temp,station\n1,0.5,north\n2,,south\n3,1.5,north\n"
@@ -452,15 +452,8 @@ def test_versions_registered_by_materializing_the_asset_carry_the_run_id(
     write(landing, "weather/a.csv", JAN)
     assert workspace.project_root is not None
     defs = project_definitions(workspace.project_root)
-    asset = next(
-        a
-        for a in defs.assets or []
-        if isinstance(a, dg.AssetsDefinition) and a.key.to_user_string() == "weather"
-    )
 
-    result = dg.materialize(
-        [asset], resources=dict(defs.resources or {}), instance=dg.DagsterInstance.ephemeral()
-    )
+    result = materialize(defs, "weather")
 
     assert result.success
     (info,) = workspace.versions("weather")
@@ -471,16 +464,7 @@ def test_versions_registered_by_materializing_the_asset_carry_the_run_id(
 def test_the_demo_catalog_reads_the_demo_data_and_knows_the_model_trained_on_it(
     defs: dg.Definitions, instance: dg.DagsterInstance, home: Path
 ) -> None:
-    by_name = {
-        a.key.to_user_string(): a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
-    }
-    names = ["bikeshare_history", "bikeshare_demand"]
-    result = dg.materialize(
-        [by_name[name] for name in names],
-        resources=dict(defs.resources or {}),
-        instance=instance,
-        selection=names,
-    )
+    result = materialize(defs, "bikeshare_history", "bikeshare_demand", instance=instance)
     assert result.success
 
     workspace = Workspace.load()

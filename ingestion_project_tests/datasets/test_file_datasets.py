@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
-from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.datasets.versions import (
     DatasetError,
     iter_version_batches,
@@ -87,8 +87,8 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
     store: CountingDatastore, registry_store: LocalDatastore, landing: Path
 ) -> None:
     put_photos(landing, 25)
-    asset = build_dataset_asset(
-        NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"), SPEC.fingerprint()
+    asset = build_dataset_assets(
+        "datasets", {NAME: SPEC}, RegistrySpec(datastore="registry", prefix="_reg"), {NAME: "v"}
     )
 
     result = dg.materialize(
@@ -99,7 +99,7 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
 
     assert result.success
     assert store.opened == []
-    metadata = result.asset_materializations_for_node(NAME)[0].metadata
+    metadata = result.asset_materializations_for_node("datasets")[0].metadata
     assert metadata["kind"].value == "file"
     assert metadata["mode"].value == "reference"
     assert metadata["files"].value == 25

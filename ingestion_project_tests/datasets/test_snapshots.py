@@ -10,7 +10,7 @@ from pandas.testing import assert_frame_equal
 from pydantic import PrivateAttr
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
-from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
 from ingestion_project.datasets.versions import (
     DatasetError,
@@ -339,8 +339,8 @@ def test_the_asset_snapshots_into_the_registry_store_it_requires(
     registry_root: Path,
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
-    asset = build_dataset_asset(
-        NAME, SPEC, RegistrySpec(datastore="registry", prefix="_reg"), SPEC.fingerprint()
+    asset = build_dataset_assets(
+        "datasets", {NAME: SPEC}, RegistrySpec(datastore="registry", prefix="_reg"), {NAME: "v"}
     )
     instance = dg.DagsterInstance.ephemeral()
     resources = {"landing": store, "registry": registry_store}
@@ -350,13 +350,13 @@ def test_the_asset_snapshots_into_the_registry_store_it_requires(
 
     assert {"landing", "registry"} <= asset.required_resource_keys
     assert asset.specs_by_key[dg.AssetKey(NAME)].metadata["mode"] == "snapshot"
-    metadata = first.asset_materializations_for_node(NAME)[0].metadata
+    metadata = first.asset_materializations_for_node("datasets")[0].metadata
     assert metadata["mode"].value == "snapshot"
     assert metadata["snapshot_datastore"].value == "registry"
     assert metadata["dagster/row_count"].value == 2
     assert metadata["upstream"].value == []
     assert "rides/2011-01.csv" in str(metadata["file_list"].value)
-    again = second.asset_materializations_for_node(NAME)[0].metadata
+    again = second.asset_materializations_for_node("datasets")[0].metadata
     assert again["new_version"].value is False
     assert len(snapshot_files_on_disk(registry_root)) == 1
 
@@ -406,8 +406,8 @@ def test_checks_on_a_snapshot_read_the_copies_after_the_originals_are_gone(
         {**SPEC.model_dump(), "checks": [{"not_null": ["id"]}, {"between": {"temp": [0, 2]}}]}
     )
     registry_spec = RegistrySpec(datastore="registry", prefix="_reg")
-    asset = build_dataset_asset(NAME, spec, registry_spec, spec.fingerprint())
-    checks = build_dataset_checks(NAME, spec, registry_spec)
+    asset = build_dataset_assets("datasets", {NAME: spec}, registry_spec, {NAME: "v"})
+    checks = build_dataset_checks("dataset_checks", {NAME: spec}, registry_spec)
     resources = {"landing": store, "registry": registry_store}
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([asset], resources=resources, instance=instance).success

@@ -11,7 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion_project.datasets.api import Workspace
-from ingestion_project_tests.catalogs import catalog_definitions, write_project
+from ingestion_project_tests.catalogs import (
+    catalog_definitions,
+    materialization_metadata,
+    materialize,
+    write_project,
+)
 from ingestion_project_tests.servers import require_tcp_server
 
 
@@ -55,18 +60,17 @@ def test_sql_dataset_materializes_versions_and_has_a_change_sensor(
     }
     defs = catalog_definitions(raw)
     assert "orders_data_change_sensor" in {sensor.name for sensor in defs.sensors or []}
-    job = defs.resolve_job_def("refresh_orders")
     instance = dg.DagsterInstance.ephemeral()
 
-    first = job.execute_in_process(instance=instance)
+    first = materialize(defs, "orders", instance=instance)
     with engine.begin() as conn:
         conn.execute(sa.text(f"INSERT INTO {table} VALUES (3, 40.0)"))
-    second = job.execute_in_process(instance=instance)
+    second = materialize(defs, "orders", instance=instance)
     assert first.success and second.success
-    metadata = second.asset_materializations_for_node("orders")[0].metadata
-    assert metadata["version"].value == 2
-    assert metadata["mode"].value == "snapshot"
-    assert "order by id" in str(metadata["query"].value)
+    metadata = materialization_metadata(second, "orders")
+    assert metadata["version"] == 2
+    assert metadata["mode"] == "snapshot"
+    assert "order by id" in str(metadata["query"])
 
     with engine.begin() as conn:
         conn.execute(sa.text(f"DELETE FROM {table}"))

@@ -10,6 +10,7 @@ import pytest
 
 from ingestion_project.demo.loop import HISTORY, INCOMING
 from ingestion_project.training.registry import ModelRegistry
+from ingestion_project_tests.catalogs import materialization_metadata, materialize
 from ingestion_project_tests.conftest import place_month
 
 TRAIN = ["bikeshare_history", "bikeshare_demand"]
@@ -19,27 +20,12 @@ SCORE = ["bikeshare_scoring", "bikeshare_demand_predictions", "bikeshare_drift"]
 def run(
     defs: dg.Definitions, instance: dg.DagsterInstance, names: list[str]
 ) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        declared_assets(defs, names),
-        resources=dict(defs.resources or {}),
-        instance=instance,
-        selection=names,
-    )
+    result = materialize(defs, *names, instance=instance)
     assert result.success
     return result
 
 
-def declared_assets(defs: dg.Definitions, names: list[str]) -> list[dg.AssetsDefinition]:
-    by_name = {
-        a.key.to_user_string(): a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
-    }
-    return [by_name[name] for name in names]
-
-
-def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
-    events = result.asset_materializations_for_node(asset)
-    assert events, f"{asset} was not materialized"
-    return {key: value.value for key, value in events[-1].metadata.items()}
+metadata = materialization_metadata
 
 
 def models(home: Path) -> ModelRegistry:
@@ -138,8 +124,4 @@ def test_predictions_without_a_champion_fail_with_advice(
     defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
     with pytest.raises(Exception, match="no champion version yet"):
-        dg.materialize(
-            declared_assets(defs, SCORE),
-            resources=dict(defs.resources or {}),
-            instance=instance,
-        )
+        materialize(defs, *SCORE, instance=instance)

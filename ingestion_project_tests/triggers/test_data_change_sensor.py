@@ -34,7 +34,13 @@ def test_first_tick_requests_a_refresh_keyed_by_fingerprint(
     cursor = ChangeCursor.parse(result.cursor)
     assert cursor.changes == 1 and len(cursor.fingerprint or "") == 64
     assert request.run_key == f"bikeshare_scoring:1:{cursor.fingerprint}"
-    assert defs.resolve_sensor_def(SENSOR).job_name == "refresh_bikeshare_scoring"
+    selection = defs.resolve_sensor_def(SENSOR).asset_selection
+    assert selection is not None
+    assert {key.to_user_string() for key in selection.resolve(defs.resolve_asset_graph())} == {
+        "bikeshare_scoring",
+        "bikeshare_demand_predictions",
+        "bikeshare_drift",
+    }
 
 
 def test_unchanged_listing_is_skipped_with_the_same_cursor(

@@ -16,7 +16,6 @@ from ingestion_project.triggers.sql_change import build_sql_change_sensor
 from ingestion_project_tests.datasets.test_sql_datasets import ROWS, SOURCE, SqlTable, sql_table
 
 NAME = "orders"
-JOB = "refresh_orders"
 SENSOR = data_change_sensor_name(NAME)
 
 
@@ -42,17 +41,13 @@ def spec_for(source: SqlTable, tables: list[str] | None = None) -> DatasetSpec:
 
 
 def definitions(source: SqlTable, spec: DatasetSpec) -> dg.Definitions:
-    @dg.op
-    def refresh() -> None:
-        """Stands in for the dataset's refresh job; the sensor only names it."""
-
-    @dg.job(name=JOB)
-    def refresh_job() -> None:
-        refresh()
+    @dg.asset(name=NAME)
+    def orders() -> None:
+        """Stands in for the dataset's asset; the sensor only targets it."""
 
     return dg.Definitions(
-        jobs=[refresh_job],
-        sensors=[build_sql_change_sensor(NAME, spec, JOB)],
+        assets=[orders],
+        sensors=[build_sql_change_sensor(NAME, spec, [NAME])],
         resources={SOURCE: source.store},
     )
 
@@ -84,7 +79,8 @@ def test_first_tick_requests_a_run_keyed_by_the_query_fingerprint(
     assert tags["ingestion/dataset"] == NAME
     assert tags["ingestion/fingerprint"] == expected[:16]
     sensor = defs.resolve_sensor_def(SENSOR)
-    assert sensor.job_name == JOB
+    assert sensor.asset_selection is not None
+    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {dg.AssetKey(NAME)}
     assert sensor.minimum_interval_seconds == 30
 
 
