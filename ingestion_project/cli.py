@@ -11,7 +11,7 @@ import click
 
 from ingestion_project.cli_support import loaded_project, project_option
 from ingestion_project.datasets.cli_commands import datasets
-from ingestion_project.settings import ingestion_home
+from ingestion_project.settings import INGESTION_HOME_ENV, ingestion_home
 
 
 @click.group()
@@ -27,6 +27,8 @@ def demo(months: int) -> None:
         raise click.BadParameter("choose between 1 and 8 months", param_hint="--months")
     started = time.monotonic()
     home = ingestion_home()
+    # The demo's definitions load from the package's own folder: point them at this home.
+    os.environ[INGESTION_HOME_ENV] = str(home)
     from ingestion_project.demo.loop import reset_demo_state
 
     reset_demo_state(home)
@@ -76,7 +78,7 @@ def datastores_check(name: str | None, project: Path | None) -> None:
     names = [name] if name else list(catalog.datastores)
     click.echo(f"Checking {len(names)} datastore(s) of the project at {loaded.root}...")
     failed = 0
-    for report in check_datastores(catalog, ingestion_home(), names):
+    for report in check_datastores(catalog, ingestion_home(loaded.root), names):
         status = "ok" if report.ok else "FAILED"
         click.echo(
             f"{status:7} {report.name} ({report.kind}, {report.target}) {report.seconds:.1f}s"

@@ -82,9 +82,12 @@ class Catalog(dg.Component):
     only at run time.
     """
 
-    def __init__(self, parsed: ParsedCatalog, op_prefix: str = "catalog") -> None:
+    def __init__(
+        self, parsed: ParsedCatalog, op_prefix: str = "catalog", home: Path | None = None
+    ) -> None:
         self.parsed = parsed
         self.op_prefix = op_prefix
+        self.home = home or ingestion_home()
         self._project: ProjectCatalog | None = None
 
     @classmethod
@@ -97,7 +100,7 @@ class Catalog(dg.Component):
         source = display_path(context)
         path = context.path / "defs.yaml"
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        home = ingestion_home()
+        home = ingestion_home(context.project_root)
 
         def parse() -> ParsedCatalog:
             parsed = parse_catalog(raw, source=source, home=home)
@@ -105,7 +108,7 @@ class Catalog(dg.Component):
             return parsed
 
         key = ("parse", source, str(home), _digest(text), _digest(raw))
-        return cls(_RECENT.get_or_make(key, parse), op_prefix(context))
+        return cls(_RECENT.get_or_make(key, parse), op_prefix(context), home)
 
     def project(self, context: dg.ComponentLoadContext) -> ProjectCatalog:
         """The project-wide catalog that this catalog is part of."""
@@ -138,7 +141,7 @@ def shared_project(catalogs: Sequence[Catalog]) -> ProjectCatalog:
     project = next((c._project for c in catalogs if c._project is not None), None)
     if project is None:
         parsed = tuple(sorted((catalog.parsed for catalog in catalogs), key=id))
-        home = ingestion_home()
+        home = catalogs[0].home
         project = _RECENT.get_or_make(
             ("project", tuple(map(id, parsed)), str(home)),
             lambda: (parsed, assemble_project(parsed, home)),

@@ -149,7 +149,8 @@ class Workspace:
         from ingestion_project.settings import ingestion_home
 
         loaded = load_project(Path(project) if project is not None else None)
-        return cls(loaded.catalog, Path(home).resolve() if home else ingestion_home(), loaded.root)
+        home = Path(home).resolve() if home else ingestion_home(loaded.root)
+        return cls(loaded.catalog, home, loaded.root)
 
     def datastore(self, name: str) -> FileDatastore | SqlDatastore:
         """The resource for a declared datastore, built once."""

@@ -57,7 +57,7 @@ def _workspace(project: Path | None) -> Workspace:
     from ingestion_project.settings import ingestion_home
 
     loaded = loaded_project(project)
-    return Workspace(loaded.catalog, ingestion_home(), loaded.root)
+    return Workspace(loaded.catalog, ingestion_home(loaded.root), loaded.root)
 
 
 def _materialize_hint(name: str) -> str:

@@ -337,3 +337,22 @@ def test_templates_in_a_catalog_are_rendered_like_any_defs_yaml(
     from ingestion_project.catalog.loading import load_project
 
     assert load_project(root).catalog.datasets["rides"].path == "rides_2026/*.csv"
+
+
+def test_without_ingestion_home_every_command_uses_the_projects_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingestion_project.datasets.api import Workspace
+
+    root = write_project(tmp_path / "project", {"catalog": {**SHARED_STORES, **TEAM_A}})
+    monkeypatch.delenv("INGESTION_HOME")
+    subfolder = root / "notebooks"
+    subfolder.mkdir()
+    monkeypatch.chdir(subfolder)
+
+    workspace = Workspace.load()
+    defs = project_definitions(root)
+
+    assert workspace.home == (root / ".ingestion").resolve()
+    landing = defs.resources["landing"].root  # type: ignore[union-attr]
+    assert Path(landing) == (root / ".ingestion" / "landing").resolve()
