@@ -83,13 +83,15 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 def wait_for_requested_run(
     instance: dg.DagsterInstance, daemon: subprocess.Popen[bytes], log: Path
-) -> dg.DagsterRun:
+) -> str:
+    """The id of the first run a tick of the started sensor's own state requested."""
+    state = sensor_state(instance)
     give_up = time.monotonic() + GIVE_UP_SECONDS
     while time.monotonic() < give_up:
         assert daemon.poll() is None, log.read_text()[-5000:]
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": SENSOR}))
-        if runs:
-            return runs[0]
+        for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id):
+            if tick.run_ids:
+                return tick.run_ids[0]
         time.sleep(2)
     pytest.fail(f"the daemon requested no run in {GIVE_UP_SECONDS} s:\n{log.read_text()[-5000:]}")
 
@@ -130,12 +132,11 @@ def test_sensor_started_as_the_readme_says_runs_under_the_daemon(tmp_path: Path)
         )
         try:
             with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-                run = wait_for_requested_run(instance, daemon, log)
+                run = instance.get_run_by_id(wait_for_requested_run(instance, daemon, log))
                 state = sensor_state(instance)
                 assert (state.origin.location_name, state.status.value) == (LOCATION, "RUNNING")
-                ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-                assert any(run.run_id in tick.run_ids for tick in ticks)
-                assert run.job_name == "refresh_bikeshare_scoring"
+                assert run is not None and run.job_name == "refresh_bikeshare_scoring"
+                assert run.tags["dagster/sensor_name"] == SENSOR
         finally:
             stop_process_group(daemon)
     assert MISMATCH_WARNING not in log.read_text()
