@@ -39,11 +39,14 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
 
+# dg expects the project's environment to be the active one, as after `source .venv/bin/activate`.
+DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg
+
 ui: install
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(DG) dev
 
 materialize: install
-	$(VENV)/bin/dagster asset materialize -m ingestion_project.definitions --select $(SELECT)
+	$(DG) launch --assets $(SELECT)
 
 .venv-bench/.installed: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=.venv-bench $(UV) sync --frozen --no-dev --group bench

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 import ingestion_project
 from ingestion_project_tests.conftest import PROJECT_ROOT
@@ -103,15 +105,32 @@ def test_definitions_validate_on_the_workspace(home: Path) -> None:
     assert "ingestion_project" in result.stdout + result.stderr
 
 
+def test_workspace_and_pyproject_name_one_code_location() -> None:
+    """Sensor and schedule state is kept per location name, so dg, dagster and the daemon agree."""
+    tool = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]
+    project = tool["dg"]["project"]
+    assert "dagster" not in tool, "[tool.dagster] would name the location a second time"
+    workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"] == [
+        {
+            "python_module": {
+                "module_name": f"{project['root_module']}.definitions",
+                "location_name": project["code_location_name"],
+            }
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [("sensor", EXPECTED_SENSORS), ("schedule", EXPECTED_SCHEDULES)],
 )
 def test_sensors_and_schedules_are_listed(command: str, expected: set[str], home: Path) -> None:
-    result = run_cli("dagster", command, "list", "-m", "ingestion_project.definitions", home=home)
+    result = run_cli("dagster", command, "list", home=home)
     assert result.returncode == 0, result.stderr
     for name in expected:
         assert name in result.stdout
+    assert "does not match the name" not in result.stdout + result.stderr
 
 
 def test_cli_materializes_a_dataset(home: Path) -> None:
