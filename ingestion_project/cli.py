@@ -54,7 +54,7 @@ def demo(months: int) -> None:
     _summary(report, home)
     click.echo(f"Done in {time.monotonic() - started:.0f} s ({report.runs} Dagster runs).")
     click.echo(
-        "See it in the web UI: make ui (or DAGSTER_HOME=$PWD dagster dev -w workspace.yaml)."
+        "See it in the web UI: make ui (or, with .venv activated and DAGSTER_HOME=$PWD, dg dev)."
     )
 
 

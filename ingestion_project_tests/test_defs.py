@@ -1,4 +1,4 @@
-"""The whole code location loads, as `dagster dev`, the daemon and the CLI load it."""
+"""The whole code location loads, as `dg dev`, the daemon and the CLI load it."""
 
 from __future__ import annotations
 
@@ -79,7 +79,12 @@ def test_assets_carry_a_code_version(home: Path) -> None:
 
 
 def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INGESTION_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    env = {
+        **os.environ,
+        "INGESTION_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+    }
     (home / "dagster").mkdir(exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     bin_dir = Path(sys.executable).parent
@@ -134,16 +139,8 @@ def test_sensors_and_schedules_are_listed(command: str, expected: set[str], home
 
 
 def test_cli_materializes_a_dataset(home: Path) -> None:
-    result = run_cli(
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "ingestion_project.definitions",
-        "--select",
-        "bikeshare_history",
-        home=home,
-    )
+    # As the README says: `dg launch --assets NAME` from the project's root.
+    result = run_cli("dg", "launch", "--assets", "bikeshare_history", home=home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     registry = home / "datastores" / "workspace_default" / "_registry" / "datasets"
     assert (registry / "bikeshare_history" / "v000001.json").is_file()

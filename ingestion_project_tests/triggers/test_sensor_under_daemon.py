@@ -135,7 +135,12 @@ def test_sensor_started_as_the_readme_says_runs_under_the_daemon(tmp_path: Path)
                 run = instance.get_run_by_id(wait_for_requested_run(instance, daemon, log))
                 state = sensor_state(instance)
                 assert (state.origin.location_name, state.status.value) == (LOCATION, "RUNNING")
-                assert run is not None and run.job_name == "refresh_bikeshare_scoring"
+                assert run is not None and run.job_name == "__ASSET_JOB"
+                assert run.asset_selection == {
+                    dg.AssetKey("bikeshare_scoring"),
+                    dg.AssetKey("bikeshare_demand_predictions"),
+                    dg.AssetKey("bikeshare_drift"),
+                }
                 assert run.tags["dagster/sensor_name"] == SENSOR
         finally:
             stop_process_group(daemon)
