@@ -148,3 +148,13 @@ def test_cli_materializes_a_dataset(home: Path) -> None:
     event = instance.get_latest_materialization_event(dg.AssetKey("bikeshare_history"))
     assert event is not None and event.asset_materialization is not None
     assert event.asset_materialization.metadata["version"].value == 1
+
+
+def test_dot_env_is_git_ignored() -> None:
+    # Secrets go in .env (read by dg, dagster and ingestion); it must never be committed.
+    if not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(
+        ["git", "check-ignore", "--quiet", ".env"], cwd=PROJECT_ROOT, timeout=30, check=False
+    )
+    assert result.returncode == 0
