@@ -35,13 +35,16 @@ class FakeClock:
 
 
 class SilentServer:
-    """A real TCP server that accepts every connection and never sends a byte.
+    """A real TCP server that accepts every connection and then falls silent.
 
-    ``connections`` counts the connections made to it, which is how many attempts a client made;
-    read it after ``close()`` (or the ``with`` block), which also counts any not yet accepted.
+    By default it never sends a byte. With ``answer``, it sends those bytes once a request has
+    arrived (say, a response's headers) and nothing more: a body that stalls. ``connections``
+    counts the connections made to it, which is how many attempts a client made; read it after
+    ``close()`` (or the ``with`` block), which also counts any not yet accepted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes = b"") -> None:
+        self._answer = answer
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)  # so that the accepting thread notices close()
         self.port: int = self._listener.getsockname()[1]
@@ -64,6 +67,15 @@ class SilentServer:
                 continue
             with self._lock:
                 self._accepted.append(connection)
+            if self._answer:
+                threading.Thread(target=self._reply, args=(connection,), daemon=True).start()
+
+    def _reply(self, connection: socket.socket) -> None:
+        try:
+            connection.recv(65536)
+            connection.sendall(self._answer)
+        except OSError:
+            return  # the client gave up first
 
     def close(self) -> None:
         """Stop listening; connections still in the backlog are counted too."""
