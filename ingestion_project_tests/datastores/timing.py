@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
+import sqlalchemy as sa
 from azure.core.pipeline.transport import RequestsTransport
 
 
@@ -116,3 +119,21 @@ class TimeoutRecordingTransport(RequestsTransport):
     def send(self, request: Any, **kwargs: Any) -> Any:
         self.timeouts.append((kwargs["connection_timeout"], kwargs["read_timeout"]))
         return super().send(request, **kwargs)
+
+
+@contextmanager
+def recording_driver_connects() -> Iterator[list[dict[str, Any]]]:
+    """The keyword arguments of every DB-API connect SQLAlchemy makes meanwhile, in order.
+
+    One entry per connection attempt, with the timeouts the driver was actually given.
+    """
+    connects: list[dict[str, Any]] = []
+
+    def record(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        connects.append(dict(params))
+
+    sa.event.listen(sa.Engine, "do_connect", record)
+    try:
+        yield connects
+    finally:
+        sa.event.remove(sa.Engine, "do_connect", record)
