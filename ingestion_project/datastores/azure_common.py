@@ -440,10 +440,11 @@ class AzureStorageDatastore(FileDatastore):
 
             return DefaultAzureCredential(**self.identity_options())
         except ValueError as error:
+            where = "credential.service_principal.tenant_id and " if principal else ""
             raise DatastoreError(
                 self.scrub(
                     f"datastore '{self.name}': the identity settings are not valid: {error}. "
-                    "To fix: check tenant_id and the AZURE_* environment variables."
+                    f"To fix: check {where}the AZURE_* environment variables."
                 ),
                 reason="authentication failed",
             ) from None

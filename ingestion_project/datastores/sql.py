@@ -127,7 +127,7 @@ class ServerSqlDatastore(SqlDatastore):
         le=300,
         description=(
             "Upper bound on opening one connection (TCP connect and login), which is not "
-            "retried; a host name with several addresses gets it once per address. Also the "
+            "retried; a host name with several addresses may get it once per address. Also the "
             "longest wait for a free pooled connection."
         ),
     )
