@@ -271,8 +271,9 @@ def test_table_fingerprint_from_statistics_changes_on_every_write(workspace: Wor
         time.sleep(0.3)
         _assert_fingerprint_tracks_writes(workspace, store, 0.0, 15.0)
     else:
-        # information_schema UPDATE_TIME has one-second resolution.
-        _assert_fingerprint_tracks_writes(workspace, store, 1.1, 3.0)
+        # information_schema UPDATE_TIME has one-second resolution. The give-up deadline is
+        # generous: a loaded machine must not turn a slow poll into a failure.
+        _assert_fingerprint_tracks_writes(workspace, store, 1.1, 15.0)
 
 
 def test_table_fingerprint_sums_postgres_partitions() -> None:
