@@ -63,6 +63,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
     """
 
     kind: ClassVar[str] = "adls_gen2"
+    root_field: ClassVar[str] = "filesystem"
 
     filesystem: str = Field(description="The file system (container) that holds the data.")
     endpoint: Literal["dfs", "blob"] = Field(

@@ -8,9 +8,7 @@ adds ``If-None-Match: *`` to that single creating request, so of racing writers 
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,7 +20,6 @@ from azure.storage.blob import BlobProperties, ContainerClient
 from pydantic import Field, PrivateAttr
 
 from ingestion_project.datastores.azure_common import (
-    SECRET_FIELDS,
     AzureStorageDatastore,
     ChunkStream,
     is_folder_marker,
@@ -59,6 +56,7 @@ class AzureBlobDatastore(AzureStorageDatastore):
     """
 
     kind: ClassVar[str] = "azure_blob"
+    root_field: ClassVar[str] = "container"
 
     container: str = Field(description="The Blob container that holds the data.")
     transfer_chunk_bytes: int = Field(
@@ -78,12 +76,6 @@ class AzureBlobDatastore(AzureStorageDatastore):
         root = self.prefix.strip("/")
         inside = f", prefix '{root}'" if root else ""
         return f"Azure Blob {self._endpoint()}, container '{self.container}'{inside}"
-
-    def missing_root_advice(self) -> str:
-        return (
-            f"create container '{self.container}' in the storage account, or fix 'container' "
-            "in the catalog entry"
-        )
 
     def check(self) -> None:
         """List one blob under the root: proves URL, credential, container and list access.
@@ -190,17 +182,11 @@ class AzureBlobDatastore(AzureStorageDatastore):
 
     def _container_client(self) -> ContainerClient:
         # Keyed by the settings because model_copy() shares private attributes with the original.
-        key = self._settings_key()
+        key = self.settings_key()
         with self._client_lock:
             if self._client_cache is None or self._client_cache[0] != key:
                 self._client_cache = (key, self._build_container_client(), id(self))
             return self._client_cache[1]
-
-    def _settings_key(self) -> str:
-        public = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
-        secrets = [self.secret(field) for field in SECRET_FIELDS]
-        payload = json.dumps([public, secrets, id(self._transport)], sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()
 
     def _build_container_client(self) -> ContainerClient:
         chunk = self.transfer_chunk_bytes

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import posixpath
 import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, quote, quote_plus
 
 import dagster as dg
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceResponseTimeoutError,
+)
+from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.transport import HttpTransport
 from azure.storage.blob import ExponentialRetry
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -26,6 +34,7 @@ from ingestion_project.datastores.base import (
     resolve_secret,
     secret_field,
 )
+from ingestion_project.datastores.deadline import SYSTEM_CLOCK, Clock, Deadline
 
 SECRET_FIELDS = ("account_key", "sas_token", "connection_string", "client_secret")
 MAX_BACKOFF_SECONDS = 60.0
@@ -34,7 +43,10 @@ AUTHENTICATION_CODES = frozenset(
     {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation"}
 )
 _CONNECTION_CUT = ("reset", "aborted", "broken", "refused", "closed")
-_RETRIED_ADVICE = "the service is busy or failing (it was retried {retries} times); retry later"
+_BUSY_ADVICE = (
+    "the service stayed busy or failing through the retries that {limits} allow; retry later, "
+    "or raise max_retries or timeout_seconds"
+)
 
 
 def storage_error_code(error: Exception) -> str:
@@ -50,16 +62,24 @@ def backoff_seconds(initial: float, retry_number: int) -> float:
 
 
 class StorageRetry(ExponentialRetry):
-    """The Storage SDK's retry policy with the datastore's backoff, which may be milliseconds.
+    """The Storage SDK's retry policy, with the datastore's backoff inside one time budget.
 
-    The SDK's own formula adds ``increment_base ** n`` whole seconds, which cannot be made small.
     It retries 408, 5xx (not 501/505), connection errors and read errors; ``BoundedTransport``
-    turns a 429 into an error so that it is retried too. The Data Lake and File Share clients
-    take it as well: each SDK vendors the same policy code, and a Data Lake client already
-    hands its retry policy on to the Blob client inside it.
+    turns a 429 into an error so that it is retried too. Unlike the SDK's, it does not retry a
+    token request that the identity provider refused. The SDK's own formula adds
+    ``increment_base ** n`` whole seconds, which cannot be made small, so the pause is ours.
+
+    A request and all its retries wait at most ``timeout`` seconds: each retry gets only what is
+    left of that budget as its connect and read timeouts, and a retry whose pause would leave
+    less than ``MIN_ATTEMPT_SECONDS`` is not made. A silent server thus costs one timeout, not
+    one per retry. The Data Lake and File Share clients take this policy as well: each SDK
+    vendors the same policy code, and a Data Lake client hands its policy on to the Blob client
+    inside it. Settings are per request, so one policy serves concurrent requests.
     """
 
-    def __init__(self, backoff: float, retries: int) -> None:
+    def __init__(
+        self, backoff: float, retries: int, timeout: float, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         super().__init__(
             initial_backoff=0,
             retry_total=retries,
@@ -68,37 +88,119 @@ class StorageRetry(ExponentialRetry):
             retry_status=retries,
         )
         self.backoff = backoff
+        self.timeout = timeout
+        self.clock = clock
+
+    def configure_retries(self, request: PipelineRequest[Any]) -> dict[str, Any]:
+        settings = super().configure_retries(request)
+        settings["deadline"] = Deadline(self.timeout, self.clock)
+        # The options travel with every attempt to the transport, which reads the timeouts.
+        settings["options"] = request.context.options
+        settings["pause"] = 0.0
+        return settings
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
         return backoff_seconds(self.backoff, settings["count"])
+
+    def increment(
+        self,
+        settings: dict[str, Any],
+        request: Any,
+        response: Any = None,
+        error: AzureError | None = None,
+    ) -> bool:
+        if isinstance(error, ClientAuthenticationError):
+            return False  # a refused credential stays refused (azure-core's policy agrees)
+        if not super().increment(settings, request, response, error):
+            return False
+        pause = self.get_backoff_time(settings)
+        if not settings["deadline"].allows_attempt_after(pause):
+            return False
+        settings["pause"] = pause
+        return True
+
+    def sleep(self, settings: dict[str, Any], transport: Any) -> None:
+        """Pause on the store's clock, then give the next attempt what is left of the budget."""
+        deadline: Deadline = settings["deadline"]
+        deadline.pause(settings["pause"])
+        remaining = deadline.remaining()
+        settings["options"]["connection_timeout"] = remaining
+        settings["options"]["read_timeout"] = remaining
 
 
 class ThrottledError(HttpResponseError):
     """A 429 answer; raised by the transport so the Storage retry policy retries it."""
 
 
+class StalledBodyError(AzureError):
+    """The service stopped sending a response body for as long as the request had left.
+
+    Deliberately not a ServiceResponseError: the Storage SDKs repeat a download whose body
+    fails to arrive (three times, a second apart, each with a fresh budget), which would turn
+    one silent server into three timeouts.
+    """
+
+
+class _StallIsFinal:
+    """A download stream whose stall ends the download (see StalledBodyError).
+
+    Everything else, including the attributes the SDK reads and sets, is the stream's own.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> _StallIsFinal:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._stream)
+        except ServiceResponseTimeoutError as error:
+            raise StalledBodyError(str(error), error=error) from error
+
+    def __len__(self) -> int:
+        return len(self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _final_stalls(response: Any) -> None:
+    """Make a stall in this response's streamed body final instead of retried."""
+    stream_download = response.stream_download
+
+    def guarded(pipeline: Any, **kwargs: Any) -> _StallIsFinal:
+        return _StallIsFinal(stream_download(pipeline, **kwargs))
+
+    response.stream_download = guarded
+
+
 class BoundedTransport(HttpTransport):
     """Wraps an azure-core transport: every request gets the datastore's timeouts.
 
-    The Storage SDK's retry policy leaves 429 alone (Storage itself throttles with 503), but a
-    proxy in front of it may answer 429, so with ``retry_throttled`` that becomes an error the
-    policy retries like a dropped connection.
+    For the Storage clients (``storage``) two more things: their retry policy leaves 429 alone
+    (Storage itself throttles with 503), but a proxy in front of it may answer 429, so that
+    becomes an error the policy retries like a dropped connection; and a streamed body that
+    stalls fails the download instead of being fetched again (see StalledBodyError).
     """
 
-    def __init__(self, inner: Any, *, timeout_seconds: int, retry_throttled: bool) -> None:
+    def __init__(self, inner: Any, *, timeout_seconds: int, storage: bool) -> None:
         self._inner = inner
         self._timeout = timeout_seconds
-        self._retry_throttled = retry_throttled
+        self._storage = storage
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("connection_timeout", self._timeout)
         kwargs.setdefault("read_timeout", self._timeout)
         response = self._inner.send(request, **kwargs)
-        if self._retry_throttled and response.status_code == 429:
+        if self._storage and response.status_code == 429:
             read = getattr(response, "read", None)
             if read is not None:
                 read()  # a small error body; read so the connection goes back to the pool
             raise ThrottledError(response=response)
+        if self._storage:
+            _final_stalls(response)
         return response
 
     def open(self) -> None:
@@ -232,14 +334,34 @@ class AzureStorageDatastore(FileDatastore):
         description="How to authenticate; leave it out for the identity (DefaultAzureCredential).",
     )
     timeout_seconds: int = Field(
-        default=30, ge=1, le=600, description="Upper bound on waiting for one service answer."
+        default=30,
+        ge=1,
+        le=600,
+        description=(
+            "Upper bound on waiting for the service in one request, retries and their pauses "
+            "included: each retry gets only what is left of it, and none is made when too "
+            "little is left. A body that keeps arriving is read to its end; a pause in it "
+            "longer than what the request had left fails the read."
+        ),
     )
     max_retries: int = Field(
-        default=4, ge=0, le=10, description="Retries of a 429/5xx answer or a connection reset."
+        default=4,
+        ge=0,
+        le=10,
+        description=(
+            "Retries of a 408/429/5xx answer or a dropped or refused connection, as long as "
+            "timeout_seconds has time left for them."
+        ),
     )
     retry_backoff_seconds: float = Field(
-        default=0.5, ge=0, le=30, description="First pause between retries; doubles each time."
+        default=0.5,
+        ge=0,
+        le=30,
+        description="First pause between retries; doubles each time (±20% jitter).",
     )
+
+    # The setting that names the container-like root ('container', 'share', 'filesystem').
+    root_field: ClassVar[str]
 
     _transport: Any = PrivateAttr(default=None)
 
@@ -269,6 +391,18 @@ class AzureStorageDatastore(FileDatastore):
         copy = self.model_copy()
         copy._transport = transport
         return copy
+
+    def settings_key(self) -> str:
+        """What a cached client depends on: settings, secret values, the test's transport and clock.
+
+        model_copy() shares private attributes with the original, so a copy with other settings
+        must not reuse the original's client.
+        """
+        public = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        secrets = [self.secret(field) for field in SECRET_FIELDS]
+        hooks = [id(self._transport), id(self._clock)]
+        payload = json.dumps([public, secrets, hooks], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
 
     def secret(self, field: str) -> str | None:
         """The value of a credential field (client_secret: the service principal's)."""
@@ -306,25 +440,31 @@ class AzureStorageDatastore(FileDatastore):
 
             return DefaultAzureCredential(**self.identity_options())
         except ValueError as error:
+            where = "credential.service_principal.tenant_id and " if principal else ""
             raise DatastoreError(
                 self.scrub(
                     f"datastore '{self.name}': the identity settings are not valid: {error}. "
-                    "To fix: check tenant_id and the AZURE_* environment variables."
+                    f"To fix: check {where}the AZURE_* environment variables."
                 ),
                 reason="authentication failed",
             ) from None
 
     def identity_options(self) -> dict[str, Any]:
-        """Keyword arguments for azure-identity credentials: bounded timeouts and retries."""
+        """Keyword arguments for azure-identity credentials: bounded timeouts and retries.
+
+        ``timeout`` is azure-core's budget for one token request and its retries: retries stop
+        once it is spent, and each retry's connect timeout is cut to what is left of it.
+        """
         options: dict[str, Any] = {
             "connection_timeout": self.timeout_seconds,
             "read_timeout": self.timeout_seconds,
+            "timeout": self.timeout_seconds,
             "retry_total": self.max_retries,
             "retry_backoff_factor": self.retry_backoff_seconds,
         }
         if self._transport is not None:
             options["transport"] = BoundedTransport(
-                self._transport, timeout_seconds=self.timeout_seconds, retry_throttled=False
+                self._transport, timeout_seconds=self.timeout_seconds, storage=False
             )
         return options
 
@@ -357,7 +497,8 @@ class AzureStorageDatastore(FileDatastore):
         """client_options() plus the store's retry policy, for any Azure Storage client.
 
         The transport (the test's, else a new RequestsTransport) is wrapped in BoundedTransport,
-        so every request carries the timeouts and 429 answers are retried like 503s.
+        so every request carries the timeouts and 429 answers are retried like 503s; the retry
+        policy keeps a request and its retries within timeout_seconds.
         """
         from azure.core.pipeline.transport import RequestsTransport
 
@@ -370,14 +511,19 @@ class AzureStorageDatastore(FileDatastore):
         return {
             **self.client_options(),
             "transport": BoundedTransport(
-                inner, timeout_seconds=self.timeout_seconds, retry_throttled=True
+                inner, timeout_seconds=self.timeout_seconds, storage=True
             ),
-            "retry_policy": StorageRetry(self.retry_backoff_seconds, self.max_retries),
+            "retry_policy": StorageRetry(
+                self.retry_backoff_seconds, self.max_retries, self.timeout_seconds, self._clock
+            ),
         }
 
     def missing_root_advice(self) -> str:
-        """What to do when the container (share, file system) does not exist; kinds refine it."""
-        return "check the container/share/filesystem name"
+        """What to do when the container (share, file system) does not exist."""
+        return (
+            f"create {self.root_field} '{getattr(self, self.root_field)}' in the storage "
+            f"account, or fix '{self.root_field}' in the catalog entry"
+        )
 
     def full_path(self, path: str) -> str:
         """The object name inside the container for a store-relative path."""
@@ -405,14 +551,11 @@ class AzureStorageDatastore(FileDatastore):
     def translating_errors(self, action: str, path: str | None = None) -> Iterator[None]:
         """Turn azure-core errors into DatastoreError with a reason and advice, never a secret."""
         from azure.core.exceptions import (
-            AzureError,
-            ClientAuthenticationError,
             ResourceExistsError,
             ResourceNotFoundError,
             ServiceRequestError,
             ServiceRequestTimeoutError,
             ServiceResponseError,
-            ServiceResponseTimeoutError,
         )
 
         where = f" '{path}'" if path else ""
@@ -446,9 +589,8 @@ class AzureStorageDatastore(FileDatastore):
                 raise self._error(
                     "timed out", action, where, error, "check the network or raise timeout_seconds"
                 ) from None
-            raise self._error(
-                "unreachable", action, where, error, "check account_url and the network"
-            ) from None
+            advice = f"check {self._endpoint_setting()} and the network"
+            raise self._error("unreachable", action, where, error, advice) from None
         except ServiceResponseError as error:
             cut = any(word in str(error).lower() for word in _CONNECTION_CUT)
             if cut and not isinstance(error, ServiceResponseTimeoutError):
@@ -457,11 +599,20 @@ class AzureStorageDatastore(FileDatastore):
                     action,
                     where,
                     error,
-                    f"the connection was cut (retried {self.max_retries} times); check the "
-                    "network and retry",
+                    f"the connection was cut, also on the retries that {self._retry_limits()} "
+                    "allow; check the network and retry",
                 ) from None
             raise self._error(
                 "timed out", action, where, error, "retry later or raise timeout_seconds"
+            ) from None
+        except StalledBodyError as error:
+            raise self._error(
+                "timed out",
+                action,
+                where,
+                error,
+                "the service stopped sending for as long as the request had left of "
+                "timeout_seconds; retry later or raise timeout_seconds",
             ) from None
         except AzureError as error:
             raise self._error("error", action, where, error, "see the service's message") from None
@@ -483,10 +634,19 @@ class AzureStorageDatastore(FileDatastore):
                 "Contributor) or use a SAS with the needed permissions",
             )
         if status == 400:
-            return "invalid request", "check the container name and the path"
+            return "invalid request", f"check '{self.root_field}' and the path"
         if status == 429 or status >= 500:
-            return "error", _RETRIED_ADVICE.format(retries=self.max_retries)
+            return "error", _BUSY_ADVICE.format(limits=self._retry_limits())
         return "error", "see the service's message"
+
+    def _retry_limits(self) -> str:
+        return f"max_retries={self.max_retries} within timeout_seconds={self.timeout_seconds}"
+
+    def _endpoint_setting(self) -> str:
+        """The setting that says where the service is: account_url, or the connection string."""
+        if self.credential.connection_string:
+            return "the endpoint in credential.connection_string"
+        return "account_url"
 
     def _error(
         self, reason: str, action: str, where: str, error: Exception, advice: str

@@ -61,6 +61,7 @@ class AzureFileShareDatastore(AzureStorageDatastore):
     """
 
     kind: ClassVar[str] = "azure_file_share"
+    root_field: ClassVar[str] = "share"
 
     share: str = Field(description="Name of the Azure Files share.")
 
@@ -151,12 +152,13 @@ class AzureFileShareDatastore(AzureStorageDatastore):
         return _file_info(relative, properties)
 
     def _share_client(self) -> ShareClient:
-        """One client per store and transport: credentials (and their tokens) are reused."""
+        """One client per store and settings: credentials (and their tokens) are reused."""
+        key = self.settings_key()
         cached = self._clients
-        if cached is not None and cached[0] is self._transport:
+        if cached is not None and cached[0] == key:
             return cached[1]
         client = self._service_client().get_share_client(self.share)
-        self._clients = (self._transport, client)
+        self._clients = (key, client)
         return client
 
     def _service_client(self) -> ShareServiceClient:

@@ -15,8 +15,10 @@ from typing import IO, Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import dagster as dg
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 from pydantic.fields import FieldInfo
+
+from ingestion_project.datastores.deadline import SYSTEM_CLOCK, Clock
 
 # Datastore settings may hold secrets (or URLs with them): validation errors never echo input.
 HIDE_INPUT = ConfigDict(hide_input_in_errors=True)
@@ -249,6 +251,19 @@ class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
     model_config = HIDE_INPUT
 
     description: str = Field(default="", description="What the store holds, for people.")
+
+    # Network stores measure their time budgets and pause between retries on this clock.
+    _clock: Clock = PrivateAttr(default=SYSTEM_CLOCK)
+
+    def using_clock(self, clock: Clock) -> Self:
+        """A copy whose retries read the time from ``clock`` and pause through it.
+
+        Production code never needs it; tests pass a simulated clock to check time budgets and
+        backoff exactly, without waiting and without measuring the machine's speed.
+        """
+        copy = self.model_copy()
+        copy._clock = clock
+        return copy
 
     @property
     def store_name(self) -> str:

@@ -3,7 +3,8 @@
 DBFS has no ETags and no conditional writes. Listings fingerprint a file from its modification
 time (ms) and size; writes go to a hidden temporary file in the target's folder that is then
 moved into place, and because DBFS refuses to move onto an existing file, that move is the
-create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see ``_FailFastClock``).
+create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see ``_FailFastClock``
+and ``DbfsDatastore._call``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from ingestion_project.datastores.base import (
     secret_field,
     validate_glob,
 )
+from ingestion_project.datastores.deadline import Deadline
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ BLOCK_BYTES = 1024 * 1024
 """DBFS's limit for one read and one add-block (of decoded data, as the SDK's own uploader uses)."""
 
 # The SDK bounds only its host-metadata probe with this (our clock vetoes its other retries);
-# 0 would mean its default of 300 s, so 1 s is the shortest budget it accepts.
+# 0 would mean its default of 300 s, so 1 s is the shortest budget it accepts. On a host that
+# does not answer, the probe still waits timeout_seconds and then pauses 1-2 s on the real clock.
 _SDK_RETRY_BUDGET_SECONDS = 1
 _MAX_BACKOFF_SECONDS = 30.0
 _MAX_RETRY_AFTER_SECONDS = 60
@@ -84,7 +87,10 @@ _DEFAULT_AUTH_ADVICE = (
 )
 _REACH_ADVICE = "check 'host' is the workspace URL and that the network reaches it"
 _TIMEOUT_ADVICE = "retry later or raise timeout_seconds"
-_BUSY_ADVICE = "the workspace is busy or unavailable; retry later or raise max_retries"
+_BUSY_ADVICE = (
+    "the workspace is busy or unavailable; retry later, or raise max_retries or timeout_seconds "
+    "(no retry starts after it)"
+)
 
 
 class _FailFastClock(Clock):
@@ -120,16 +126,18 @@ def _retry_kind(error: BaseException) -> str | None:
     """'safe' if the request was certainly not applied, 'ambiguous' if it may have been, else None.
 
     Only idempotent calls retry ambiguous failures: repeating an add-block that did land would
-    duplicate data. A refused connection or unknown host is not retried, so it fails fast.
+    duplicate data. A refused connection or unknown host is not retried, so it fails fast. Nor is
+    a timeout: the SDK gives every attempt the whole timeout_seconds, so retrying a silent
+    workspace would multiply the wait.
     """
-    if isinstance(error, TooManyRequests | TemporarilyUnavailable | requests.ConnectTimeout):
+    if isinstance(error, TooManyRequests | TemporarilyUnavailable):
         return "safe"
+    if isinstance(error, requests.Timeout):
+        return None
     if isinstance(error, requests.ConnectionError):
         reason = error.args[0] if error.args else None
         if isinstance(getattr(reason, "reason", reason), NewConnectionError):
             return None
-        return "ambiguous"
-    if isinstance(error, requests.Timeout):
         return "ambiguous"
     if isinstance(error, InternalError | DeadlineExceeded) and not isinstance(error, DataLoss):
         return "ambiguous"
@@ -182,8 +190,25 @@ class DbfsDatastore(FileDatastore):
         "Personal access token as dg.EnvVar('NAME'); None uses Databricks default auth."
     )
     root: str = Field(default="/", description="DBFS folder used as the store root: '/mnt/raw'.")
-    timeout_seconds: int = Field(default=30, ge=1, le=600, description="Bound on each request.")
-    max_retries: int = Field(default=4, ge=0, le=10, description="Retries of a transient error.")
+    timeout_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=600,
+        description=(
+            "Upper bound on waiting for one answer from the workspace. A request that times out "
+            "is not retried, and no retry starts once this much time has passed since the call "
+            "began (the first call on a store includes the SDK's probe of the host)."
+        ),
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        le=10,
+        description=(
+            "Retries of a 429/5xx answer or a dropped connection (not of a refused one, nor of "
+            "a timeout), as long as timeout_seconds has time left for them."
+        ),
+    )
     retry_backoff_seconds: float = Field(
         default=0.5, ge=0, le=30, description="First pause between retries; doubles each time."
     )
@@ -265,23 +290,43 @@ class DbfsDatastore(FileDatastore):
         return DatastoreError(self._scrub(message), reason=reason)
 
     def _call(
-        self, action: str, path: str, request: Callable[[], T], *, idempotent: bool = True
+        self,
+        action: str,
+        path: str,
+        request: Callable[[DbfsAPI], T],
+        *,
+        idempotent: bool = True,
     ) -> T:
-        """Run one API request with bounded, backed-off retries and translated errors."""
+        """Run one API request with backed-off retries inside timeout_seconds; translate errors.
+
+        The budget starts before the SDK client is built, because building it probes the host:
+        on a silent host that probe alone spends the budget, and the request is not sent.
+        """
+        deadline = Deadline(self.timeout_seconds, self._clock)
+        api = self._api()
+        if not deadline.allows_attempt_after(0):
+            detail = (
+                f"no answer within timeout_seconds={self.timeout_seconds} (the SDK's probe of "
+                "the host used it up)"
+            )
+            raise self._error("timed out", action, detail, _TIMEOUT_ADVICE)
         attempt = 0
         while True:
             try:
-                return request()
+                return request(api)
             except (DatabricksError, requests.RequestException, TimeoutError, RuntimeError) as raw:
                 error = _unwrap(raw)
                 kind = _retry_kind(error)
-                if kind == "safe" or (kind == "ambiguous" and idempotent):
-                    if attempt < self.max_retries:
-                        delay = self._delay(attempt, error)
-                        logger.debug("datastore %r: retrying %s in %.2fs", self.name, action, delay)
-                        time.sleep(delay)
-                        attempt += 1
-                        continue
+                delay = self._delay(attempt, error)
+                if (
+                    (kind == "safe" or (kind == "ambiguous" and idempotent))
+                    and attempt < self.max_retries
+                    and deadline.allows_attempt_after(delay)
+                ):
+                    logger.debug("datastore %r: retrying %s in %.2fs", self.name, action, delay)
+                    deadline.pause(delay)
+                    attempt += 1
+                    continue
                 translated = self._translate(error, action, path, attempt + 1)
                 if translated is None:
                     raise
@@ -317,7 +362,10 @@ class DbfsDatastore(FileDatastore):
         if isinstance(error, BadRequest):
             return self._error("invalid request", action, detail, "see the service's message")
         if isinstance(error, requests.Timeout):
-            detail = f"no answer within {self.timeout_seconds}s after {attempts} attempt(s)"
+            detail = (
+                f"no answer within timeout_seconds={self.timeout_seconds} (attempt {attempts}, "
+                "not retried)"
+            )
             return self._error("timed out", action, detail, _TIMEOUT_ADVICE)
         if isinstance(error, requests.ConnectionError):
             return self._error("unreachable", action, detail, _REACH_ADVICE)
@@ -327,8 +375,7 @@ class DbfsDatastore(FileDatastore):
         return None
 
     def _status(self, path: str, full: str) -> DbfsFileInfo:
-        api = self._api()
-        return self._call(f"reading the status of '{path}'", path, lambda: api.get_status(full))
+        return self._call(f"reading the status of '{path}'", path, lambda api: api.get_status(full))
 
     def _file_status(self, path: str) -> DbfsFileInfo:
         """Status of a file; a folder counts as no file, as in ``LocalDatastore``."""
@@ -355,11 +402,12 @@ class DbfsDatastore(FileDatastore):
         prefix = glob_prefix(clean)
         pending = [posixpath.join(self.root, prefix) if prefix else self.root]
         found: list[FileInfo] = []
-        api = self._api()
         while pending:
             folder = pending.pop()
             try:
-                entries = self._call(f"listing '{folder}'", folder, lambda f=folder: api.list(f))
+                entries = self._call(
+                    f"listing '{folder}'", folder, lambda api, f=folder: api.list(f)
+                )
             except FileNotFoundError:
                 continue  # a missing folder (even the root) is an empty listing, as locally
             for entry in entries:
@@ -402,18 +450,19 @@ class DbfsDatastore(FileDatastore):
             raise
 
     def _upload(self, path: str, temp: str, data: bytes) -> None:
-        api = self._api()
         action = f"writing '{path}'"
         # A fresh unique name: overwrite=True makes a repeated create harmless.
-        created = self._call(action, path, lambda: api.create(temp, overwrite=True))
+        created = self._call(action, path, lambda api: api.create(temp, overwrite=True))
         handle = created.handle
         if handle is None:
             raise self._error("error", action, "DBFS returned no write handle", _BUSY_ADVICE)
         try:
             for start in range(0, len(data), BLOCK_BYTES):
                 block = base64.b64encode(data[start : start + BLOCK_BYTES]).decode("ascii")
-                self._call(action, path, lambda b=block: api.add_block(handle, b), idempotent=False)
-            self._call(action, path, lambda: api.close(handle), idempotent=False)
+                self._call(
+                    action, path, lambda api, b=block: api.add_block(handle, b), idempotent=False
+                )
+            self._call(action, path, lambda api: api.close(handle), idempotent=False)
         except FileNotFoundError:
             # DBFS drops a write handle after 10 idle minutes, or the file was removed meanwhile.
             raise self._error(
@@ -421,10 +470,9 @@ class DbfsDatastore(FileDatastore):
             ) from None
 
     def _publish(self, path: str, temp: str, full: str, *, overwrite: bool) -> None:
-        api = self._api()
         action = f"writing '{path}'"
         try:
-            self._call(action, path, lambda: api.move(temp, full), idempotent=False)
+            self._call(action, path, lambda api: api.move(temp, full), idempotent=False)
             return
         except FileExistsError:
             if not overwrite:
@@ -439,11 +487,11 @@ class DbfsDatastore(FileDatastore):
             )
         aside = f"{temp}.old"
         try:
-            self._call(action, path, lambda: api.move(full, aside), idempotent=False)
+            self._call(action, path, lambda api: api.move(full, aside), idempotent=False)
         except FileNotFoundError:
             aside = ""  # deleted meanwhile: nothing to keep
         try:
-            self._call(action, path, lambda: api.move(temp, full), idempotent=False)
+            self._call(action, path, lambda api: api.move(temp, full), idempotent=False)
         except BaseException:
             if aside:
                 self._restore(path, aside, full)
@@ -453,7 +501,7 @@ class DbfsDatastore(FileDatastore):
 
     def _restore(self, path: str, aside: str, full: str) -> None:
         try:
-            self._call(f"restoring '{path}'", path, lambda: self._api().move(aside, full))
+            self._call(f"restoring '{path}'", path, lambda api: api.move(aside, full))
         except (DatastoreError, OSError) as error:
             logger.warning(
                 "datastore %r: could not restore the previous '%s'; it is kept at %s: %s",
@@ -466,7 +514,7 @@ class DbfsDatastore(FileDatastore):
     def _discard(self, path: str, temp: str) -> None:
         """Delete a temporary file if possible; a failure is logged rather than hiding the cause."""
         try:
-            self._call(f"cleaning up after '{path}'", path, lambda: self._api().delete(temp))
+            self._call(f"cleaning up after '{path}'", path, lambda api: api.delete(temp))
         except FileNotFoundError:
             pass
         except (DatastoreError, OSError) as error:
@@ -481,9 +529,8 @@ class DbfsDatastore(FileDatastore):
 
     def delete(self, path: str) -> None:
         full = self._full(path)
-        api = self._api()
         try:
-            self._call(f"deleting '{path}'", path, lambda: api.delete(full, recursive=False))
+            self._call(f"deleting '{path}'", path, lambda api: api.delete(full, recursive=False))
         except FileNotFoundError:
             pass
 
@@ -492,10 +539,9 @@ class DbfsDatastore(FileDatastore):
 
     def check(self) -> None:
         """The root folder must exist and be readable with the configured credentials."""
-        api = self._api()
         action = f"checking the root folder '{self.root}'"
         try:
-            status = self._call(action, self.root, lambda: api.get_status(self.root))
+            status = self._call(action, self.root, lambda api: api.get_status(self.root))
         except FileNotFoundError:
             raise self._error(
                 "not found",
@@ -527,12 +573,11 @@ class _DbfsReader(io.RawIOBase):
         length = min(len(buffer), BLOCK_BYTES, self._size - self._offset)
         if length <= 0:
             return 0
-        api = self._store._api()
         offset = self._offset
         response = self._store._call(
             f"reading '{self._path}'",
             self._path,
-            lambda: api.read(self._full, offset=offset, length=length),
+            lambda api: api.read(self._full, offset=offset, length=length),
         )
         data = base64.b64decode(response.data or "")[:length]
         buffer[: len(data)] = data

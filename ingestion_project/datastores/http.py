@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import IO, TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import IO, TYPE_CHECKING, ClassVar, NamedTuple, NoReturn
 from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr, field_validator
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     MaxRetryError,
     NameResolutionError,
@@ -31,7 +30,6 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
 )
-from urllib3.util.retry import Retry
 
 from ingestion_project.datastores.base import (
     DatastoreError,
@@ -41,6 +39,7 @@ from ingestion_project.datastores.base import (
     normalize_relative_path,
     require_http_url,
 )
+from ingestion_project.datastores.deadline import Deadline
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -52,6 +51,7 @@ _HEAD_REFUSED_STATUSES = (405, 501)
 _CHUNK_BYTES = 1024 * 1024
 _MAX_CONNECT_TIMEOUT_SECONDS = 10.0
 _MAX_RETRY_AFTER_SECONDS = 30.0
+_MAX_BACKOFF_SECONDS = 30.0
 _MAX_REDIRECTS = 10
 _DETAIL_LIMIT = 300
 _UNKNOWN_MODIFIED = datetime.fromtimestamp(0, tz=UTC)
@@ -62,7 +62,8 @@ _PUBLIC_ADVICE = (
     "it into a datastore that has credentials (azure_blob, adls_gen2, ...)"
 )
 _RETRY_ADVICE = (
-    "the server is overloaded or down; retry later, or raise max_retries/retry_backoff_seconds"
+    "the server is overloaded or down; retry later, or raise max_retries, retry_backoff_seconds "
+    "or timeout_seconds (which bounds all attempts together)"
 )
 _READ_ONLY_ADVICE = (
     "write to a local or Azure datastore instead (point the dataset's output or the registry "
@@ -70,28 +71,11 @@ _READ_ONLY_ADVICE = (
 )
 
 
-class _HttpRetry(Retry):
-    """urllib3's Retry, except that a read timeout is final and Retry-After waits are capped.
+class _Answer(NamedTuple):
+    """The response a request ended with, and how many attempts it took."""
 
-    A stalled server stays stalled: retrying it would turn timeout_seconds into a multiple of
-    itself. A connection reset or a 429/5xx answer is still retried with backoff.
-    """
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> _HttpRetry:
-        if isinstance(error, ReadTimeoutError):
-            raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), _MAX_RETRY_AFTER_SECONDS)
+    response: requests.Response
+    attempts: int
 
 
 class _ResponseBody(io.RawIOBase):
@@ -140,8 +124,8 @@ class _ResponseBody(io.RawIOBase):
                     "timed out",
                     self._action,
                     self._store._detail(error),
-                    f"the server stopped sending for {self._store.timeout_seconds} s; retry "
-                    "later or raise timeout_seconds",
+                    "the server stopped sending the body for longer than the request had left "
+                    "of timeout_seconds; retry later or raise timeout_seconds",
                 ) from None
             except (ProtocolError, OSError, requests.RequestException):
                 raise self._truncated() from None
@@ -168,7 +152,8 @@ class HttpDatastore(FileDatastore):
 
     ETags come from the server's ``ETag`` (weakness and quotes stripped) or, without one, from a
     hash of ``Last-Modified`` and ``Content-Length``. Transient failures (429, 5xx, connection
-    resets) are retried with backoff; every request is bounded by ``timeout_seconds``.
+    resets) are retried with backoff; a request and its retries together wait at most
+    ``timeout_seconds`` (see ``_send``).
     """
 
     name: str = Field(description="Catalog name of this datastore, used in every error message.")
@@ -177,18 +162,36 @@ class HttpDatastore(FileDatastore):
         "e.g. https://example.org/open-data/"
     )
     timeout_seconds: int = Field(
-        default=30, ge=1, le=600, description="Upper bound on waiting for one server answer."
+        default=30,
+        ge=1,
+        le=600,
+        description=(
+            "Upper bound on waiting for the server in one request, retries and their pauses "
+            "included: each retry gets only what is left of it (connecting at most 10 s of "
+            "it), and none is made when too little is left. A body that keeps arriving is read "
+            "to its end; a pause in it longer than what the request had left fails the read."
+        ),
     )
     max_retries: int = Field(
-        default=4, ge=0, le=10, description="Retries of a 429/5xx answer or a connection reset."
+        default=4,
+        ge=0,
+        le=10,
+        description=(
+            "Retries of a 429/5xx answer or a dropped connection (a refused one is retried "
+            "once), as long as timeout_seconds has time left for them."
+        ),
     )
     retry_backoff_seconds: float = Field(
-        default=0.5, ge=0, le=30, description="Backoff factor between retries (doubles each time)."
+        default=0.5,
+        ge=0,
+        le=30,
+        description=(
+            "First pause between retries; doubles each time. A longer Retry-After (up to 30 s) "
+            "is honoured."
+        ),
     )
 
-    _session_cache: tuple[tuple[int, int, float], requests.Session] | None = PrivateAttr(
-        default=None
-    )
+    _session_cache: requests.Session | None = PrivateAttr(default=None)
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     kind: ClassVar[str] = "http"
@@ -216,9 +219,9 @@ class HttpDatastore(FileDatastore):
         """
         base = self._base()
         url = urlunsplit((base.scheme, base.netloc, self._base_path(base), base.query, ""))
-        response = self._metadata_response(url, "connecting to the base URL", None)
-        if response.status_code == 401 or response.status_code >= 500:
-            self._raise_for_status(response, "connecting to the base URL", None)
+        answer = self._metadata_response(url, "connecting to the base URL", None)
+        if answer.response.status_code == 401 or answer.response.status_code >= 500:
+            self._raise_for_status(answer, "connecting to the base URL", None)
 
     def list_files(self, pattern: str) -> list[FileInfo]:
         """The one file ``pattern`` names, or nothing if it is absent: HTTP cannot list folders."""
@@ -239,17 +242,17 @@ class HttpDatastore(FileDatastore):
     def stat(self, path: str) -> FileInfo:
         clean = self._relative(path)
         action = f"reading the metadata of '{clean}'"
-        response = self._metadata_response(self._file_url(clean), action, clean)
-        self._raise_for_status(response, action, clean)
-        return self._info(clean, response, action)
+        answer = self._metadata_response(self._file_url(clean), action, clean)
+        self._raise_for_status(answer, action, clean)
+        return self._info(clean, answer.response, action)
 
     def exists(self, path: str) -> bool:
         clean = self._relative(path)
         action = f"checking whether '{clean}' exists"
-        response = self._metadata_response(self._file_url(clean), action, clean)
-        if response.status_code in _NOT_FOUND_STATUSES:
+        answer = self._metadata_response(self._file_url(clean), action, clean)
+        if answer.response.status_code in _NOT_FOUND_STATUSES:
             return False
-        self._raise_for_status(response, action, clean)
+        self._raise_for_status(answer, action, clean)
         return True
 
     @contextmanager
@@ -257,14 +260,14 @@ class HttpDatastore(FileDatastore):
         """Stream the body in chunks; a body shorter than its Content-Length raises."""
         clean = self._relative(path)
         action = f"reading '{clean}'"
-        response = self._send("GET", self._file_url(clean), action, stream=True)
+        answer = self._send("GET", self._file_url(clean), action, stream=True)
         try:
-            self._raise_for_status(response, action, clean)
-            body = _ResponseBody(response, self, action)
+            self._raise_for_status(answer, action, clean)
+            body = _ResponseBody(answer.response, self, action)
             with io.BufferedReader(body, buffer_size=_CHUNK_BYTES) as stream:
                 yield stream
         finally:
-            response.close()
+            answer.response.close()
 
     def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
         self._refuse_write("writing", path)
@@ -276,7 +279,7 @@ class HttpDatastore(FileDatastore):
         """Close pooled connections; the next request opens new ones."""
         with self._session_lock:
             if self._session_cache is not None:
-                self._session_cache[1].close()
+                self._session_cache.close()
                 self._session_cache = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -291,36 +294,21 @@ class HttpDatastore(FileDatastore):
         )
 
     def _session(self) -> requests.Session:
-        # Keyed by the settings because model_copy() shares private attributes with the original.
-        key = (self.timeout_seconds, self.max_retries, self.retry_backoff_seconds)
+        """One pooled session; it never retries on its own, ``_send`` does."""
         with self._session_lock:
-            if self._session_cache is None or self._session_cache[0] != key:
-                if self._session_cache is not None:
-                    self._session_cache[1].close()
-                retry = _HttpRetry(
-                    total=self.max_retries,
-                    # A refused connection rarely heals within seconds: one quick retry, not more.
-                    connect=min(self.max_retries, 1),
-                    backoff_factor=self.retry_backoff_seconds,
-                    status_forcelist=_RETRY_STATUSES,
-                    allowed_methods=frozenset({"HEAD", "GET"}),
-                    respect_retry_after_header=True,
-                    raise_on_status=False,
-                )
+            if self._session_cache is None:
                 session = requests.Session()
-                adapter = HTTPAdapter(max_retries=retry)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
                 session.max_redirects = _MAX_REDIRECTS
                 # The bytes read must be the bytes Content-Length (and so stat) describes.
                 session.headers["Accept-Encoding"] = "identity"
                 session.headers["User-Agent"] = "ingestion_project-http-datastore"
-                self._session_cache = (key, session)
-            return self._session_cache[1]
+                self._session_cache = session
+            return self._session_cache
 
-    def _timeouts(self) -> tuple[float, float]:
-        seconds = float(self.timeout_seconds)
-        return min(seconds, _MAX_CONNECT_TIMEOUT_SECONDS), seconds
+    @staticmethod
+    def _timeouts(budget: float) -> tuple[float, float]:
+        """(connect, read) timeouts for an attempt that may wait ``budget`` seconds."""
+        return min(budget, _MAX_CONNECT_TIMEOUT_SECONDS), budget
 
     def _base(self) -> SplitResult:
         parts = urlsplit(self.base_url.strip())
@@ -389,91 +377,132 @@ class HttpDatastore(FileDatastore):
         *,
         headers: dict[str, str] | None = None,
         stream: bool = False,
-    ) -> requests.Response:
-        """One request with retries and bounded timeouts; transport failures become errors."""
-        try:
-            return self._session().request(
-                method,
-                url,
-                headers=headers,
-                stream=stream,
-                timeout=self._timeouts(),
-                allow_redirects=True,
-            )
-        except requests.exceptions.Timeout as error:
-            raise self._error(
+    ) -> _Answer:
+        """One request, retried on 429/5xx answers and dropped connections within one budget.
+
+        All attempts together wait at most ``timeout_seconds``: a retry gets only what is left
+        of it as its timeouts, and a retry whose pause would leave too little is not made, so a
+        silent server costs one timeout. A refused connection is retried once; a timeout, a
+        TLS failure or a redirect loop is final. Transport failures become DatastoreErrors.
+        """
+        deadline = Deadline(self.timeout_seconds, self._clock)
+        budget = deadline.seconds
+        refusals = 0
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response = self._session().request(
+                    method,
+                    url,
+                    headers=headers,
+                    stream=stream,
+                    timeout=self._timeouts(budget),
+                    allow_redirects=True,
+                )
+            except requests.RequestException as error:
+                refused = _is_refused(error)
+                refusals += refused
+                pause = self._backoff(attempts)
+                retryable = (refused and refusals == 1) or _is_dropped(error)
+                if not (
+                    retryable
+                    and attempts <= self.max_retries
+                    and deadline.allows_attempt_after(pause)
+                ):
+                    raise self._transport_error(error, action, attempts) from None
+            else:
+                if response.status_code not in _RETRY_STATUSES or attempts > self.max_retries:
+                    return _Answer(response, attempts)
+                pause = max(self._backoff(attempts), _retry_after(response))
+                if not deadline.allows_attempt_after(pause):
+                    return _Answer(response, attempts)
+                response.close()
+            deadline.pause(pause)
+            budget = deadline.remaining()
+
+    def _backoff(self, attempts: int) -> float:
+        """The pause after attempt ``attempts``: retry_backoff_seconds, doubling each time."""
+        return min(self.retry_backoff_seconds * 2 ** (attempts - 1), _MAX_BACKOFF_SECONDS)
+
+    def _transport_error(
+        self, error: requests.RequestException, action: str, attempts: int
+    ) -> DatastoreError:
+        """What a request that got no answer tells the user, and what to do about it."""
+        detail = self._detail(error)
+        if isinstance(error, requests.exceptions.Timeout):
+            return self._error(
                 "timed out",
                 action,
-                self._detail(error),
-                f"the server did not answer within {self.timeout_seconds} s; check base_url, "
-                "retry later, or raise timeout_seconds",
-            ) from None
-        except requests.exceptions.SSLError as error:
-            raise self._error(
+                f"{detail} (no answer within timeout_seconds={self.timeout_seconds} over "
+                f"{attempts} attempt(s))",
+                "check base_url, retry later, or raise timeout_seconds",
+            )
+        if isinstance(error, requests.exceptions.SSLError):
+            return self._error(
                 "unreachable",
                 action,
-                self._detail(error),
+                detail,
                 "the server's TLS certificate was refused; check base_url's host name and the "
                 "certificate chain (or the CA bundle in REQUESTS_CA_BUNDLE)",
-            ) from None
-        except requests.exceptions.ConnectionError as error:
+            )
+        if isinstance(error, requests.exceptions.ConnectionError):
             cause = _root_cause(error)
             if isinstance(cause, NameResolutionError):
                 advice = "the host name does not resolve; check base_url and DNS"
-            elif isinstance(cause, NewConnectionError):
-                advice = "check base_url's host and port, and that the server is up"
-            else:
-                raise self._error(
-                    "error",
+                return self._error("unreachable", action, detail, advice)
+            if isinstance(cause, NewConnectionError):
+                return self._error(
+                    "unreachable",
                     action,
-                    self._detail(error),
-                    "the server closed the connection without answering, even after retries; "
-                    "retry later or check base_url",
-                ) from None
-            raise self._error("unreachable", action, self._detail(error), advice) from None
-        except requests.exceptions.TooManyRedirects as error:
-            raise self._error(
-                "error", action, self._detail(error), "the URL redirects in a loop; fix base_url"
-            ) from None
-        except requests.exceptions.RequestException as error:
-            raise self._error(
-                "invalid request", action, self._detail(error), "check base_url and the path"
-            ) from None
+                    detail,
+                    "check base_url's host and port, and that the server is up",
+                )
+            return self._error(
+                "error",
+                action,
+                f"{detail} (after {attempts} attempt(s))",
+                "the server closed the connection without answering, even after retries; "
+                "retry later or check base_url",
+            )
+        if isinstance(error, requests.exceptions.TooManyRedirects):
+            return self._error("error", action, detail, "the URL redirects in a loop; fix base_url")
+        return self._error("invalid request", action, detail, "check base_url and the path")
 
-    def _metadata_response(self, url: str, action: str, clean: str | None) -> requests.Response:
+    def _metadata_response(self, url: str, action: str, clean: str | None) -> _Answer:
         """HEAD, or a one-byte Range GET when HEAD is refused or leaves the size unknown."""
-        response = self._send("HEAD", url, action)
+        answer = self._send("HEAD", url, action)
+        response = answer.response
         response.close()
         if response.status_code in _HEAD_REFUSED_STATUSES or (
             clean is not None and response.ok and _size(response) is None
         ):
-            response = self._send("GET", url, action, headers={"Range": "bytes=0-0"}, stream=True)
-            response.close()  # headers only: the body is never read
-        return response
+            answer = self._send("GET", url, action, headers={"Range": "bytes=0-0"}, stream=True)
+            answer.response.close()  # headers only: the body is never read
+        return answer
 
-    def _raise_for_status(
-        self, response: requests.Response, action: str, clean: str | None
-    ) -> None:
+    def _raise_for_status(self, answer: _Answer, action: str, clean: str | None) -> None:
+        response = answer.response
         status = response.status_code
         if 200 <= status < 300 or status == 416:
             return
         where = self._public_url(clean)
-        answer = f"the server answered {status} {response.reason or ''}".rstrip()
+        said = f"the server answered {status} {response.reason or ''}".rstrip()
         if status in _NOT_FOUND_STATUSES and clean is not None:
             raise FileNotFoundError(
-                f"datastore '{self.name}': no file at '{clean}' ({where}): {answer}. "
+                f"datastore '{self.name}': no file at '{clean}' ({where}): {said}. "
                 "Check the path and base_url."
             )
         if status == 401:
-            raise self._error("authentication failed", action, answer, _PUBLIC_ADVICE)
+            raise self._error("authentication failed", action, said, _PUBLIC_ADVICE)
         if status == 403:
-            raise self._error("permission denied", action, answer, _PUBLIC_ADVICE)
+            raise self._error("permission denied", action, said, _PUBLIC_ADVICE)
         if status in _RETRY_STATUSES:
-            attempts = _attempts(response)
-            raise self._error("error", action, f"{answer} after {attempts} attempts", _RETRY_ADVICE)
+            detail = f"{said} after {answer.attempts} attempts"
+            raise self._error("error", action, detail, _RETRY_ADVICE)
         if status in _NOT_FOUND_STATUSES:
-            raise self._error("not found", action, answer, "check base_url")
-        raise self._error("error", action, answer, "check base_url and the path")
+            raise self._error("not found", action, said, "check base_url")
+        raise self._error("error", action, said, "check base_url and the path")
 
     def _info(self, clean: str, response: requests.Response, action: str) -> FileInfo:
         size = _size(response)
@@ -511,7 +540,7 @@ class HttpDatastore(FileDatastore):
         if error is None:
             return ""
         text = " ".join(str(_root_cause(error)).split())
-        return self._scrub(text)[:_DETAIL_LIMIT]
+        return self._scrub(text)[:_DETAIL_LIMIT].rstrip(".")
 
     def _scrub(self, text: str) -> str:
         """Remove the user:password and query string of base_url, which may hold credentials."""
@@ -551,10 +580,36 @@ def _root_cause(error: BaseException) -> BaseException:
     return cause
 
 
-def _attempts(response: requests.Response) -> int:
-    retries = getattr(response.raw, "retries", None)
-    history = getattr(retries, "history", ()) or ()
-    return len(history) + 1
+def _is_refused(error: requests.RequestException) -> bool:
+    """No connection was made: refused, unknown host, or no route (not a connect timeout)."""
+    return not isinstance(error, requests.exceptions.Timeout) and isinstance(
+        _root_cause(error), NewConnectionError
+    )
+
+
+def _is_dropped(error: requests.RequestException) -> bool:
+    """The connection was cut before an answer came: reset, closed, or aborted mid-request."""
+    return (
+        type(error) is requests.exceptions.ConnectionError
+        and not isinstance(_root_cause(error), NewConnectionError)
+    ) or isinstance(error, requests.exceptions.ChunkedEncodingError)
+
+
+def _retry_after(response: requests.Response) -> float:
+    """The pause a Retry-After header asks for (seconds or an HTTP date), at most 30 s."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return 0.0
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER_SECONDS)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    wait = (moment - datetime.now(UTC)).total_seconds()
+    return min(max(wait, 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
 def _content_length(response: requests.Response) -> int | None:

@@ -122,12 +122,22 @@ class ServerSqlDatastore(SqlDatastore):
         "a file."
     )
     connect_timeout_seconds: int = Field(
-        default=10, gt=0, le=300, description="Upper bound on opening one connection."
+        default=10,
+        gt=0,
+        le=300,
+        description=(
+            "Upper bound on opening one connection (TCP connect and login), which is not "
+            "retried; a host name with several addresses may get it once per address. Also the "
+            "longest wait for a free pooled connection."
+        ),
     )
     statement_timeout_seconds: int = Field(
         default=3600,
         ge=0,
-        description="Server-side limit on one statement (0 disables it).",
+        description=(
+            "Limit on one statement, after which it is cancelled: by the server on PostgreSQL "
+            "and MariaDB (MySQL: SELECTs only), by the client on Azure SQL. 0 disables it."
+        ),
     )
     exact_fingerprint_max_bytes: int = Field(
         default=_EXACT_FINGERPRINT_DEFAULT_BYTES,
@@ -570,7 +580,10 @@ class MySqlDatastore(ServerSqlDatastore):
         if code in (1044, 1142, 1143, 1227):
             return "permission denied", _PERMISSION_ADVICE
         if "timed out" in text:
-            return "timed out connecting", _TIMEOUT_ADVICE
+            if exc.statement is None:
+                return "timed out connecting", _TIMEOUT_ADVICE
+            # The socket read waits statement_timeout_seconds + 60 s (see _configure_session).
+            return "statement timed out", _STATEMENT_TIMEOUT_ADVICE
         if code == 2005 or "name or service not known" in text:
             return "unreachable (host name not found)", "check the host name"
         if code in (2003, 2006, 2013) or (

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,7 +41,13 @@ from ingestion_project.datastores import adls_gen2
 from ingestion_project.datastores.adls_gen2 import AdlsGen2Datastore
 from ingestion_project.datastores.azure_common import AzureCredential, ServicePrincipal
 from ingestion_project.datastores.base import DatastoreError, FileInfo, UnsafePathError
+from ingestion_project.datastores.deadline import MIN_ATTEMPT_SECONDS
 from ingestion_project_tests.azurite import Azurite, free_port
+from ingestion_project_tests.datastores.timing import (
+    FakeClock,
+    SilentServer,
+    TimeoutRecordingTransport,
+)
 
 STORE = "lake"
 FILESYSTEM = "lake"
@@ -172,6 +177,7 @@ class FakeDataLake(HttpTransport):
     def __init__(self, *filesystems: str, page_size: int = 5000) -> None:
         self.filesystems: dict[str, dict[str, Node]] = {name: {} for name in filesystems}
         self.sent: list[Sent] = []
+        self.timeouts: list[tuple[float, float]] = []
         self.faults: list[Fault] = []
         self.page_size = page_size
         self.deny_authentication = False
@@ -222,6 +228,7 @@ class FakeDataLake(HttpTransport):
         sent = Sent.of(request)
         with self._lock:
             self.sent.append(sent)
+            self.timeouts.append((kwargs["connection_timeout"], kwargs["read_timeout"]))
             fault = next((f for f in self.faults if f.remaining > 0 and f.when(sent)), None)
             if fault is not None:
                 fault.remaining -= 1
@@ -755,22 +762,68 @@ def test_blob_endpoint_gives_up_after_max_retries(live: Live) -> None:
 
 @pytest.mark.parametrize("endpoint", ["dfs", "blob"])
 def test_unreachable_account_fails_fast(key: str, endpoint: str) -> None:
-    store = dfs_store(
-        account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
-        endpoint=endpoint,
-        max_retries=2,
-        retry_backoff_seconds=0.01,
-        timeout_seconds=2,
+    clock = FakeClock()
+    transport = TimeoutRecordingTransport()
+    store = (
+        dfs_store(
+            account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
+            endpoint=endpoint,
+            max_retries=2,
+            retry_backoff_seconds=0.01,
+            timeout_seconds=2,
+        )
+        .using_transport(transport)
+        .using_clock(clock)
     )
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError, match="unreachable") as caught:
         store.list_files("**")
 
-    assert time.monotonic() - started < 5
     assert caught.value.reason == "unreachable"
     assert "To fix" in str(caught.value)
     assert_secret_absent(caught.value, key)
+    # A refused connection costs no timeout: three attempts, two pauses of 0.01 s doubling,
+    # and each retry may wait for what the pauses left of timeout_seconds.
+    assert clock.sleeps == [pytest.approx(0.01, rel=0.2), pytest.approx(0.02, rel=0.2)]
+    left = [2 - sum(clock.sleeps[:retry]) for retry in range(3)]
+    assert transport.timeouts == [pytest.approx((budget, budget)) for budget in left]
+
+
+@pytest.mark.parametrize("endpoint", ["dfs", "blob"])
+def test_a_server_that_never_answers_costs_one_timeout_not_one_per_retry(
+    key: str, endpoint: str
+) -> None:
+    transport = TimeoutRecordingTransport()
+    with SilentServer() as silent:
+        store = dfs_store(
+            account_url=f"http://127.0.0.1:{silent.port}/devstoreaccount1",
+            endpoint=endpoint,
+            max_retries=3,
+            timeout_seconds=1,
+        ).using_transport(transport)
+
+        with pytest.raises(DatastoreError) as caught:
+            store.list_files("**")
+
+    assert caught.value.reason == "timed out"
+    # The one attempt waited the whole budget, so no retry was left any time.
+    assert silent.connections == 1
+    assert transport.timeouts == [(1, 1)]
+
+
+def test_dfs_a_503_then_200_succeeds_on_a_retry_within_a_short_budget(
+    lake: FakeDataLake,
+) -> None:
+    lake.put("data/a.csv", b"abc")
+    lake.fail(status=503, times=1)
+    store = dfs_store(timeout_seconds=1, max_retries=3).using_transport(lake)
+
+    assert listed(store, "data/*.csv") == ["data/a.csv"]
+
+    assert len(lake.sent) == 2
+    first, second = lake.timeouts
+    assert first == (1, 1)
+    assert MIN_ATTEMPT_SECONDS <= second[0] == second[1] < 1
 
 
 UNSAFE_PATHS = ["../x", "/etc/passwd", "a/../../b", "C:\\x", "..\\x", ""]
@@ -1209,12 +1262,13 @@ def test_dfs_retries_a_connection_reset(dfs: AdlsGen2Datastore, lake: FakeDataLa
 def test_dfs_gives_up_on_a_persistent_503_after_max_retries(
     dfs: AdlsGen2Datastore, lake: FakeDataLake
 ) -> None:
+    clock = FakeClock()
     lake.fail(status=503, times=100)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError, match=f"datastore '{STORE}'.*listing") as caught:
-        dfs.list_files("**")
+        dfs.using_clock(clock).list_files("**")
 
     assert len(lake.sent) == dfs.max_retries + 1
-    assert time.monotonic() - started < 2
+    # Pauses of 0.001 s doubling (±20% jitter), not the SDK's whole seconds.
+    assert clock.sleeps == [pytest.approx(0.001 * 2**n, rel=0.2) for n in range(3)]
     assert "To fix" in str(caught.value)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,10 +41,16 @@ from ingestion_project.datasets.versions import (
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
 from ingestion_project.datastores.azure_common import AzureCredential, ServicePrincipal
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, UnsafePathError
+from ingestion_project.datastores.deadline import MIN_ATTEMPT_SECONDS
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.demo.loop import DEMO_DATA
 from ingestion_project_tests.azurite import Azurite, free_port
 from ingestion_project_tests.catalogs import project_catalog_of
+from ingestion_project_tests.datastores.timing import (
+    FakeClock,
+    SilentServer,
+    TimeoutRecordingTransport,
+)
 
 STORE = "lake"
 
@@ -122,7 +126,9 @@ class FaultyTransport(RequestsTransport):
     """The first ``failures`` requests that ``matches`` accepts fail; the rest reach Azurite.
 
     Faults are injected below azure-core (in the requests adapter), so the SDK sees exactly what
-    a flaky network or a busy service would give it.
+    a flaky network or a busy service would give it. ``timeouts`` records the (connect, read)
+    timeouts each request was sent with; with a ``clock``, each request takes
+    ``seconds_per_attempt`` of its simulated time.
     """
 
     def __init__(
@@ -130,14 +136,25 @@ class FaultyTransport(RequestsTransport):
         fault: str,
         failures: int,
         matches: Callable[[requests.PreparedRequest], bool] = lambda request: True,
+        clock: FakeClock | None = None,
+        seconds_per_attempt: float = 0.0,
     ) -> None:
         self.fault = fault
         self.failures = failures
         self.matches = matches
         self.attempts = 0
+        self.timeouts: list[tuple[float, float]] = []
+        self.clock = clock
+        self.seconds_per_attempt = seconds_per_attempt
         session = requests.Session()
         session.mount("http://", _FaultAdapter(self))
         super().__init__(session=session, session_owner=True)
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self.timeouts.append((kwargs["connection_timeout"], kwargs["read_timeout"]))
+        if self.clock is not None:
+            self.clock.advance(self.seconds_per_attempt)
+        return super().send(request, **kwargs)
 
 
 class _FaultAdapter(HTTPAdapter):
@@ -472,11 +489,13 @@ class _RefusingEntra(HTTPAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.hosts: list[str] = []
+        self.token_requests = 0
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         url = request.url or ""
         host = urlsplit(url).hostname or ""
         self.hosts.append(host)
+        self.token_requests += url.endswith("/token")
         status, body = self.answer(url, host)
         data = json.dumps(body).encode()
         return http_response(request, status, data, {"Content-Type": "application/json"})
@@ -523,11 +542,10 @@ def test_a_bad_service_principal_is_an_authentication_failure_without_the_secret
                 client_secret=dg.EnvVar("AZ_TEST_SP_SECRET"),
             )
         ),
-        max_retries=0,
+        max_retries=3,
         timeout_seconds=2,
     ).using_transport(RequestsTransport(session=session, session_owner=True))
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.check()
 
@@ -536,7 +554,8 @@ def test_a_bad_service_principal_is_an_authentication_failure_without_the_secret
     assert planted not in error_text(caught.value)
     assert "login.microsoftonline.com" in entra.hosts
     assert "devstoreaccount1.blob.core.windows.net" not in entra.hosts
-    assert time.monotonic() - started < 5
+    # A refused secret fails at once: neither the identity client nor the store retries it.
+    assert entra.token_requests == 1
 
 
 def test_an_http_identity_authority_is_an_authentication_failure(
@@ -621,44 +640,127 @@ def test_a_missing_container_is_not_found(azurite: Azurite, store: AzureBlobData
 
 def test_an_unreachable_account_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZ_TEST_ACCOUNT_KEY", unique_secret("key"))
-    store = AzureBlobDatastore(
-        name=STORE,
-        account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
-        container="c",
-        credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
-        max_retries=2,
-        retry_backoff_seconds=0.01,
+    clock = FakeClock()
+    transport = TimeoutRecordingTransport()
+    store = (
+        AzureBlobDatastore(
+            name=STORE,
+            account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1",
+            container="c",
+            credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
+            max_retries=2,
+            retry_backoff_seconds=0.01,
+        )
+        .using_transport(transport)
+        .using_clock(clock)
     )
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.check()
 
     assert caught.value.reason == "unreachable"
     assert "check account_url" in str(caught.value)
-    assert time.monotonic() - started < 3
+    # A refused connection costs no timeout: three attempts, two pauses of 0.01 s doubling.
+    assert len(transport.timeouts) == 3
+    assert clock.sleeps == [pytest.approx(0.01, rel=0.2), pytest.approx(0.02, rel=0.2)]
 
 
-def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_that_never_answers_costs_one_timeout_not_one_per_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AZ_TEST_ACCOUNT_KEY", unique_secret("key"))
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # connections complete in the backlog, but nothing ever answers
+    transport = TimeoutRecordingTransport()
+    with SilentServer() as silent:
         store = AzureBlobDatastore(
             name=STORE,
-            account_url=f"http://127.0.0.1:{silent.getsockname()[1]}/devstoreaccount1",
+            account_url=f"http://127.0.0.1:{silent.port}/devstoreaccount1",
             container="c",
             credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
             timeout_seconds=1,
-            max_retries=0,
-        )
+            max_retries=3,
+        ).using_transport(transport)
 
-        started = time.monotonic()
         with pytest.raises(DatastoreError) as caught:
             store.list_files("**")
 
     assert caught.value.reason == "timed out"
-    assert time.monotonic() - started < 4
+    assert "timeout_seconds" in str(caught.value)
+    # The one attempt waited the whole budget, so no retry was left any time.
+    assert silent.connections == 1
+    assert transport.timeouts == [(1, 1)]
+
+
+def test_a_body_that_stalls_fails_the_read_instead_of_being_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZ_TEST_ACCOUNT_KEY", unique_secret("key"))
+    headers = (
+        b"HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n"
+        b'Content-Range: bytes 0-99/100\r\nETag: "0x1"\r\nx-ms-blob-type: BlockBlob\r\n'
+        b"Last-Modified: Wed, 01 Jan 2025 00:00:00 GMT\r\n\r\n"
+    )
+    transport = TimeoutRecordingTransport()
+    with SilentServer(answer=headers) as stalling:
+        store = AzureBlobDatastore(
+            name=STORE,
+            account_url=f"http://127.0.0.1:{stalling.port}/devstoreaccount1",
+            container="c",
+            credential=AzureCredential(account_key=dg.EnvVar("AZ_TEST_ACCOUNT_KEY")),
+            timeout_seconds=1,
+            max_retries=3,
+        ).using_transport(transport)
+
+        with pytest.raises(DatastoreError) as caught:
+            store.read_bytes("a.csv")
+
+    assert caught.value.reason == "timed out"
+    # The SDK would download the range again, twice, each time with a fresh timeout.
+    assert stalling.connections == 1
+    assert transport.timeouts == [(1, 1)]
+
+
+def test_a_retry_gets_only_what_is_left_of_the_budget(store: AzureBlobDatastore) -> None:
+    clock = FakeClock()
+    slow = FaultyTransport("503", failures=1000, clock=clock, seconds_per_attempt=1.0)
+    busy = store.model_copy(update={"max_retries": 10, "retry_backoff_seconds": 0})
+
+    with pytest.raises(DatastoreError) as caught:
+        busy.using_transport(slow).using_clock(clock).list_files("**")
+
+    # timeout_seconds=5 and each 503 takes 1 s: five attempts, each given what was left.
+    assert slow.timeouts == [(5, 5), (4, 4), (3, 3), (2, 2), (1, 1)]
+    assert caught.value.reason == "error"
+    assert "timeout_seconds=5" in str(caught.value)
+
+
+def test_no_retry_is_made_when_its_pause_would_outlast_the_budget(
+    store: AzureBlobDatastore,
+) -> None:
+    clock = FakeClock()
+    faults = FaultyTransport("503", failures=1000, clock=clock)
+    patient = store.model_copy(update={"max_retries": 10, "retry_backoff_seconds": 3})
+
+    with pytest.raises(DatastoreError):
+        patient.using_transport(faults).using_clock(clock).list_files("**")
+
+    # timeout_seconds=5: a first pause of about 3 s fits, the next (about 6 s) does not.
+    assert faults.attempts == 2
+    assert clock.sleeps == [pytest.approx(3, rel=0.2)]
+
+
+def test_a_503_then_200_succeeds_on_a_retry_within_a_short_budget(
+    store: AzureBlobDatastore,
+) -> None:
+    store.write_bytes("data/a.csv", b"id\n1\n")
+    faults = FaultyTransport("503", failures=1)
+    quick = store.model_copy(update={"timeout_seconds": 1, "max_retries": 3})
+
+    assert quick.using_transport(faults).read_bytes("data/a.csv") == b"id\n1\n"
+
+    assert faults.attempts == 2
+    first, second = faults.timeouts
+    assert first == (1, 1)
+    assert MIN_ATTEMPT_SECONDS <= second[0] == second[1] < 1
 
 
 UNSAFE_PATHS = ["../x", "/etc/passwd", "a/../../b", "C:\\x", "..\\x", "a/..", ""]
@@ -797,18 +899,20 @@ def test_transient_faults_are_retried_until_the_call_succeeds(
 
 
 def test_a_persistent_503_gives_up_after_max_retries(store: AzureBlobDatastore) -> None:
+    clock = FakeClock()
     faults = FaultyTransport("503", failures=1000)
-    busy = store.model_copy(update={"max_retries": 3}).using_transport(faults)
+    busy = store.model_copy(update={"max_retries": 3}).using_transport(faults).using_clock(clock)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         busy.list_files("**")
 
     assert faults.attempts == 4
     assert caught.value.reason == "error"
-    assert "retried 3 times" in str(caught.value)
+    assert "max_retries=3 within timeout_seconds=5" in str(caught.value)
+    assert "raise max_retries or timeout_seconds" in str(caught.value)
     assert "ServerBusy" in str(caught.value)
-    assert time.monotonic() - started < 3
+    # Pauses of 0.01 s doubling (±20% jitter), not the SDK's whole seconds.
+    assert clock.sleeps == [pytest.approx(0.01 * 2**n, rel=0.2) for n in range(3)]
 
 
 def test_describe_names_the_place_without_secrets(

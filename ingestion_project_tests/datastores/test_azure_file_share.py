@@ -54,7 +54,13 @@ from ingestion_project.datastores import azure_file_share
 from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.azure_file_share import AzureFileShareDatastore
 from ingestion_project.datastores.base import DatastoreError, FileInfo, UnsafePathError
+from ingestion_project.datastores.deadline import MIN_ATTEMPT_SECONDS
 from ingestion_project_tests.catalogs import project_catalog_of
+from ingestion_project_tests.datastores.timing import (
+    FakeClock,
+    SilentServer,
+    TimeoutRecordingTransport,
+)
 
 STORE = "team_files"
 ACCOUNT = "ingestfake"
@@ -1167,6 +1173,21 @@ def test_two_busy_answers_then_success(
     assert [c.method for c in service.calls] == ["HEAD"] * 3
 
 
+def test_a_busy_answer_then_success_within_a_short_budget(
+    monkeypatch: pytest.MonkeyPatch, service: FakeAzureFiles, share: str
+) -> None:
+    service.put_file(share, "data/a.csv", b"abc")
+    service.fault(lambda call: call.method == "GET", times=1)
+    store = make_store(monkeypatch, service, share, timeout_seconds=1, max_retries=3)
+
+    assert store.read_bytes("data/a.csv") == b"abc"
+
+    first, second = (call.timeout for call in service.calls)
+    assert first == (1, 1)
+    # The retry may wait only for what the first attempt and the pause left of the second.
+    assert MIN_ATTEMPT_SECONDS <= second[0] == second[1] < 1
+
+
 def test_two_throttled_answers_then_success(
     store: AzureFileShareDatastore, service: FakeAzureFiles, share: str
 ) -> None:
@@ -1200,15 +1221,16 @@ def test_a_dropped_connection_during_a_range_upload_is_retried_with_the_same_byt
 def test_a_persistently_busy_service_gives_up_after_max_retries(
     monkeypatch: pytest.MonkeyPatch, service: FakeAzureFiles, share: str
 ) -> None:
-    store = make_store(monkeypatch, service, share, max_retries=3)
+    clock = FakeClock()
+    store = make_store(monkeypatch, service, share, max_retries=3).using_clock(clock)
     service.fault(lambda call: True)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.list_files("data/*.csv")
 
     assert len(service.calls) == 3 + 1
-    assert time.monotonic() - started < 2  # backoff of 0.01 s doubling, not seconds
+    # Pauses of 0.01 s doubling (±20% jitter), not the SDK's whole seconds.
+    assert clock.sleeps == [pytest.approx(0.01 * 2**n, rel=0.2) for n in range(3)]
     assert caught.value.reason == "error"
     assert "ServerBusy" in str(caught.value) or "unable to receive" in str(caught.value)
     assert f"datastore '{STORE}'" in str(caught.value)
@@ -1352,42 +1374,52 @@ def test_a_real_closed_port_fails_fast_as_unreachable(
     env = f"FILE_SHARE_KEY_{uuid.uuid4().hex}"
     key = planted_key()
     monkeypatch.setenv(env, key)
-    store = AzureFileShareDatastore(
-        name=STORE,
-        account_url=f"http://127.0.0.1:{closed_port}/devstoreaccount1",
-        share="landing",
-        credential=AzureCredential(account_key=dg.EnvVar(env)),
-        retry_backoff_seconds=0.01,
+    clock = FakeClock()
+    transport = TimeoutRecordingTransport()
+    store = (
+        AzureFileShareDatastore(
+            name=STORE,
+            account_url=f"http://127.0.0.1:{closed_port}/devstoreaccount1",
+            share="landing",
+            credential=AzureCredential(account_key=dg.EnvVar(env)),
+            retry_backoff_seconds=0.01,
+        )
+        .using_transport(transport)
+        .using_clock(clock)
     )
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.check()
 
-    assert time.monotonic() - started < 5
+    # A refused connection costs no timeout: each attempt fails at once, and the only waits
+    # are the pauses between the default four retries, 0.01 s doubling.
+    assert len(transport.timeouts) == 5
+    assert clock.sleeps == [pytest.approx(0.01 * 2**n, rel=0.2) for n in range(4)]
     assert caught.value.reason == "unreachable"
     assert f"http://127.0.0.1:{closed_port}/devstoreaccount1" in str(caught.value)
     assert key not in full_text(caught.value)
 
 
-def test_a_real_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_server_that_never_answers_costs_one_timeout_not_one_per_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env = f"FILE_SHARE_KEY_{uuid.uuid4().hex}"
     monkeypatch.setenv(env, planted_key())
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # the kernel accepts connections; nobody ever answers
+    transport = TimeoutRecordingTransport()
+    with SilentServer() as silent:
         store = AzureFileShareDatastore(
             name=STORE,
-            account_url=f"http://127.0.0.1:{silent.getsockname()[1]}/devstoreaccount1",
+            account_url=f"http://127.0.0.1:{silent.port}/devstoreaccount1",
             share="landing",
             credential=AzureCredential(account_key=dg.EnvVar(env)),
             timeout_seconds=1,
-            max_retries=0,
-        )
+            max_retries=3,
+        ).using_transport(transport)
 
-        started = time.monotonic()
         with pytest.raises(DatastoreError) as caught:
             store.check()
 
-    assert time.monotonic() - started < 5
     assert caught.value.reason == "timed out"
+    # The one attempt waited the whole budget, so no retry was left any time.
+    assert silent.connections == 1
+    assert transport.timeouts == [(1, 1)]

@@ -32,7 +32,6 @@ import select
 import socket
 import struct
 import threading
-import time
 import traceback
 import tracemalloc
 import uuid
@@ -51,6 +50,7 @@ from ingestion_project.datastores.azure_sql import AzureSqlDatastore
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.datastores.sql import SqlDatastore
 from ingestion_project_tests.catalogs import project_catalog_of
+from ingestion_project_tests.datastores.timing import SilentServer, recording_driver_connects
 
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 SILENT = "silent"
@@ -82,7 +82,15 @@ class ServerError:
     text: str
 
 
-Reply = Rows | ServerError | list[ServerError] | str | None
+@dataclass
+class Later:
+    """A reply the server sends only after ``seconds``: a slow statement, not a silent one."""
+
+    seconds: float
+    reply: Rows | ServerError | list[ServerError] | None
+
+
+Reply = Rows | ServerError | list[ServerError] | Later | str | None
 
 # SQLAlchemy's mssql dialect asks these when it first connects; matched by how they start.
 _DIALECT_SETUP: list[tuple[str, Reply]] = [
@@ -166,7 +174,8 @@ class FakeSqlServer:
 
     ``login``: None accepts every login; a ServerError (or list) refuses it as SQL Server would;
     SILENT never answers the login. ``answers`` maps a substring of a batch to its reply, tried
-    in order before the dialect's own setup queries; SILENT never answers that batch.
+    in order before the dialect's own setup queries; SILENT never answers that batch, Later
+    answers it late. ``connections`` counts the connections clients opened.
     """
 
     def __init__(self, login: Reply = None, answers: dict[str, Reply] | None = None) -> None:
@@ -175,6 +184,7 @@ class FakeSqlServer:
         self.batches: list[str] = []
         self.client_encryption: list[int] = []
         self.cancelled_results = 0
+        self.connections = 0
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -193,6 +203,7 @@ class FakeSqlServer:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
+            self.connections += 1
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
@@ -232,6 +243,9 @@ class FakeSqlServer:
                 if reply == SILENT:
                     self._wait_until_closed(conn)
                     return
+                if isinstance(reply, Later):
+                    self._stop.wait(reply.seconds)
+                    reply = reply.reply
                 self._reply(conn, reply)
 
     def _answer(self, sql: str) -> Reply:
@@ -634,9 +648,11 @@ def test_closed_port_fails_fast_as_unreachable(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     store = make_store(closed_port, password=planted, encryption="require")
-    started = time.monotonic()
-    error = _fails(store.check)
-    assert time.monotonic() - started < 5
+    with recording_driver_connects() as connects:
+        error = _fails(store.check)
+    # Refused, not timed out: the driver did not wait out its login timeout, and made one
+    # connection attempt.
+    assert len(connects) == 1
     assert error.reason == "unreachable"
     assert "check the host is reachable" in str(error)
     assert "datastore 'warehouse' (mssql://loader@127.0.0.1:" in str(error)
@@ -644,42 +660,40 @@ def test_closed_port_fails_fast_as_unreachable(
 
 
 @pytest.mark.parametrize("answers_prelogin", [False, True])
-def test_silent_server_times_out_within_the_login_timeout(
+def test_silent_server_costs_one_login_timeout(
     make_store: Callable[..., AzureSqlDatastore], answers_prelogin: bool
 ) -> None:
     planted = f"planted-{uuid.uuid4().hex}"
-    if answers_prelogin:
-        silent = FakeSqlServer(login=SILENT)
-        port, close = silent.port, silent.close
-    else:
-        # The kernel completes the TCP handshake, but nothing ever answers: a hung server.
-        listener = socket.create_server(("127.0.0.1", 0))
-        port, close = listener.getsockname()[1], listener.close
+    # A server that answers nothing at all, or the pre-login but never the login.
+    silent = FakeSqlServer(login=SILENT) if answers_prelogin else SilentServer()
     try:
-        store = make_store(port, password=planted, connect_timeout_seconds=2)
-        started = time.monotonic()
-        error = _fails(store.check)
-        elapsed = time.monotonic() - started
+        store = make_store(silent.port, password=planted, connect_timeout_seconds=1)
+        with recording_driver_connects() as connects:
+            error = _fails(store.check)
     finally:
-        close()
-    # TDS 7.4 pinned: FreeTDS would otherwise retry once per protocol version (about 4x).
-    assert 1.5 < elapsed < 4
+        silent.close()
     assert error.reason == "timed out connecting"
+    assert "raise connect_timeout_seconds" in str(error)
     assert planted not in _full_text(error)
+    # TDS 7.4 pinned: unpinned, FreeTDS logs in again with an older protocol version, and
+    # the wait doubles.
+    assert silent.connections == 1
+    [params] = connects
+    assert params["login_timeout"] == 1
+    assert params["tds_version"] == "7.4"
 
 
 def test_statement_timeout_is_per_store_though_freetds_keeps_one_per_process(
     make_store: Callable[..., AzureSqlDatastore],
 ) -> None:
-    fake = FakeSqlServer(answers={"slow_report": SILENT})
+    # Answered after 4 s: within the patient store's 8 s bound, past the quick store's 1 s.
+    fake = FakeSqlServer(answers={"slow_report": Later(4, Rows(["n"], [(1,)]))})
     try:
         quick = make_store(fake.port, statement_timeout_seconds=1)
         quick.check()
         # Connecting another store sets FreeTDS's process-wide timeout to its own bound.
         make_store(fake.port, name="patient", statement_timeout_seconds=8).check()
-        started = time.monotonic()
         error = _fails(lambda: quick.read_sql("SELECT * FROM slow_report"))
-        assert time.monotonic() - started < 3
         assert error.reason == "statement timed out"
         assert "raise statement_timeout_seconds" in str(error)
         # The timed-out connection is dead; the pool replaces it.

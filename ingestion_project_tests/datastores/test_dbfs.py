@@ -28,10 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import pytest
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
 from ingestion_project.datastores.base import DatastoreError, UnsafePathError
 from ingestion_project.datastores.dbfs import BLOCK_BYTES, DbfsDatastore
 from ingestion_project_tests.catalogs import project_catalog_of
+from ingestion_project_tests.datastores.timing import FakeClock, SilentServer
 
 STORE = "lake"
 ROOT = "/mnt/raw"
@@ -375,6 +378,20 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sent_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The timeout of every request the SDK sent, recorded on its way to the socket."""
+    timeouts: list[Any] = []
+    send = HTTPAdapter.send
+
+    def recording(adapter: HTTPAdapter, request: PreparedRequest, **kwargs: Any) -> Response:
+        timeouts.append(kwargs["timeout"])
+        return send(adapter, request, **kwargs)
+
+    monkeypatch.setattr(HTTPAdapter, "send", recording)
+    return timeouts
 
 
 def test_round_trip_through_the_dbfs_api(store: DbfsDatastore, fake: FakeDbfs) -> None:
@@ -727,6 +744,7 @@ def test_check_reports_a_root_without_permission(fake: FakeDbfs) -> None:
 
 
 def test_an_unreachable_host_fails_fast(token: str) -> None:
+    clock = FakeClock()
     store = DbfsDatastore(
         name=STORE,
         host=f"http://127.0.0.1:{closed_port()}",
@@ -734,31 +752,63 @@ def test_an_unreachable_host_fails_fast(token: str) -> None:
         root=ROOT,
         max_retries=4,
         retry_backoff_seconds=2.0,  # retrying a refused connection would take 30 s
-    )
+    ).using_clock(clock)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.check()
-    elapsed = time.monotonic() - started
 
     assert caught.value.reason == "unreachable"
     assert "check 'host'" in str(caught.value)
     assert token not in full_text(caught.value)
-    # The SDK's own best-effort host probe spends up to 2 s of this; our call is not retried.
-    assert elapsed < 5
+    # A refused connection is not retried: not one of the 2, 4, 8, 16 s pauses is taken.
+    assert clock.sleeps == []
 
 
-def test_a_slow_answer_times_out(fake: FakeDbfs) -> None:
+def test_an_answer_slower_than_the_timeout_times_out_without_a_retry(
+    fake: FakeDbfs, sent_timeouts: list[Any]
+) -> None:
     fake.delays["get-status"] = 2.5
-    store = make_store(fake, timeout_seconds=1, max_retries=0)
+    store = make_store(fake, timeout_seconds=1, max_retries=3)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
         store.check()
 
     assert caught.value.reason == "timed out"
     assert "raise timeout_seconds" in str(caught.value)
-    assert time.monotonic() - started < 2.4
+    # The SDK's host probe, then one get-status: the timed-out request was not sent again.
+    assert len(fake.dbfs_calls("get-status")) == 1
+    assert sent_timeouts == [1, 1]
+
+
+def test_a_server_that_never_answers_costs_one_timeout_not_one_per_retry(
+    token: str, sent_timeouts: list[Any]
+) -> None:
+    with SilentServer() as silent:
+        store = make_store(
+            FakeDbfs(token=token, url=f"http://127.0.0.1:{silent.port}"),
+            timeout_seconds=1,
+            max_retries=3,
+        )
+
+        with pytest.raises(DatastoreError) as caught:
+            store.check()
+
+    assert caught.value.reason == "timed out"
+    # Building the SDK client probes the host; that one unanswered request used up the budget,
+    # so the call itself was not sent.
+    assert silent.connections == 1
+    assert sent_timeouts == [1]
+    assert "probe" in str(caught.value)
+
+
+def test_a_503_then_200_succeeds_on_a_retry_within_a_short_budget(fake: FakeDbfs) -> None:
+    fake.put(f"{ROOT}/a.csv", b"x")
+    fake.fail("get-status", error(503, "TEMPORARILY_UNAVAILABLE", "Service unavailable"))
+    store = make_store(fake, timeout_seconds=1, max_retries=3)
+
+    assert store.stat("a.csv").size == 1
+
+    assert len(fake.dbfs_calls("get-status")) == 2
 
 
 @pytest.mark.parametrize(
@@ -786,18 +836,32 @@ def test_transient_errors_are_retried_with_backoff(
 
 
 def test_a_persistent_503_gives_up_after_max_retries(store: DbfsDatastore, fake: FakeDbfs) -> None:
+    clock = FakeClock()
     fake.fail("get-status", error(503, "TEMPORARILY_UNAVAILABLE", "Service unavailable"), 99)
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as caught:
-        store.stat("data/a.csv")
-    elapsed = time.monotonic() - started
+        store.using_clock(clock).stat("data/a.csv")
 
     assert caught.value.reason == "error"
     assert "gave up after 4 attempt(s)" in str(caught.value)
     assert "raise max_retries" in str(caught.value)
+    # Each attempt reached the server once: the SDK added no retries (or pauses) of its own.
     assert len(fake.dbfs_calls("get-status")) == store.max_retries + 1
-    assert elapsed < 2  # backoff 0.01 s doubling, no SDK pauses of its own
+    assert clock.sleeps == [0.01, 0.02, 0.04]
+
+
+def test_no_retry_starts_once_the_budget_is_spent(fake: FakeDbfs) -> None:
+    clock = FakeClock()
+    fake.fail("get-status", error(503, "TEMPORARILY_UNAVAILABLE", "Service unavailable"), 99)
+    store = make_store(fake, timeout_seconds=5, max_retries=10, retry_backoff_seconds=1)
+
+    with pytest.raises(DatastoreError) as caught:
+        store.using_clock(clock).stat("a.csv")
+
+    # Pauses of 1 s and 2 s fit in 5 s; the next (4 s) would leave nothing to wait for an answer.
+    assert clock.sleeps == [1, 2]
+    assert len(fake.dbfs_calls("get-status")) == 3
+    assert "timeout_seconds" in str(caught.value)
 
 
 def test_default_authentication_is_used_without_a_token(

@@ -4,7 +4,6 @@ import os
 import re
 import socket
 import threading
-import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
@@ -13,11 +12,14 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.versions import (
@@ -27,9 +29,11 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.base import DatastoreError, UnsafePathError
+from ingestion_project.datastores.deadline import MIN_ATTEMPT_SECONDS
 from ingestion_project.datastores.http import HttpDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project_tests.catalogs import project_catalog_of
+from ingestion_project_tests.datastores.timing import FakeClock, SilentServer
 
 STORE = "open_data"
 BASE = "public"
@@ -239,6 +243,20 @@ def error_text(error: BaseException) -> str:
     return "".join(traceback.format_exception(error)) + repr(error)
 
 
+@pytest.fixture
+def sent_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The (connect, read) timeouts of every request sent, recorded on its way to the socket."""
+    timeouts: list[tuple[float, float]] = []
+    send = HTTPAdapter.send
+
+    def recording(adapter: HTTPAdapter, request: PreparedRequest, **kwargs: Any) -> Response:
+        timeouts.append(kwargs["timeout"])
+        return send(adapter, request, **kwargs)
+
+    monkeypatch.setattr(HTTPAdapter, "send", recording)
+    return timeouts
+
+
 def test_stat_reports_size_modified_and_etag_from_head_only(
     store: HttpDatastore, server: FileServer
 ) -> None:
@@ -420,29 +438,51 @@ def test_503_twice_then_success_is_retried(store: HttpDatastore, server: FileSer
     assert server.methods() == Counter({"GET": 3})
 
 
-def test_429_with_retry_after_is_retried(store: HttpDatastore, server: FileServer) -> None:
+def test_429_with_retry_after_is_retried_after_the_pause_asked_for(
+    store: HttpDatastore, server: FileServer, sent_timeouts: list[tuple[float, float]]
+) -> None:
+    clock = FakeClock()
     server.put("a.csv", b"abc")
     server.faults.fail_first = 1
     server.faults.fail_status = 429
-    server.faults.retry_after = "0"
+    server.faults.retry_after = "2"
 
-    started = time.monotonic()
-    assert store.read_bytes("a.csv") == b"abc"
+    assert store.using_clock(clock).read_bytes("a.csv") == b"abc"
 
-    assert time.monotonic() - started < 2
     assert server.methods() == Counter({"GET": 2})
+    assert clock.sleeps == [2]
+    # timeout_seconds=5 covers both attempts: the retry may wait what the pause left.
+    assert sent_timeouts == [(5, 5), (3, 3)]
+
+
+def test_a_retry_after_longer_than_the_budget_is_not_waited_for(
+    store: HttpDatastore, server: FileServer
+) -> None:
+    clock = FakeClock()
+    server.put("a.csv", b"abc")
+    server.faults.fail_first = 1
+    server.faults.retry_after = "10"
+
+    with pytest.raises(DatastoreError) as raised:
+        store.using_clock(clock).stat("a.csv")
+
+    assert server.methods() == Counter({"HEAD": 1})
+    assert clock.sleeps == []
+    assert "503" in str(raised.value)
+    assert "after 1 attempts" in str(raised.value)
+    assert "timeout_seconds" in str(raised.value)
 
 
 def test_a_persistent_503_gives_up_after_max_retries(server: FileServer) -> None:
+    clock = FakeClock()
     store = make_store(server.base_url, max_retries=3, retry_backoff_seconds=0.01)
     server.put("a.csv", b"abc")
     server.faults.fail_first = 100
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as raised:
-        store.stat("a.csv")
+        store.using_clock(clock).stat("a.csv")
 
-    assert time.monotonic() - started < 2
+    assert clock.sleeps == [0.01, 0.02, 0.04]
     assert server.methods() == Counter({"HEAD": 4})
     message = str(raised.value)
     assert "503" in message
@@ -470,25 +510,74 @@ def test_persistent_connection_resets_give_up_with_a_clear_error(server: FileSer
     assert server.methods() == Counter({"HEAD": 3})
 
 
-def test_a_stalled_server_times_out_without_retrying(server: FileServer) -> None:
-    store = make_store(server.base_url, timeout_seconds=1)
+def test_a_stalled_server_times_out_without_retrying(
+    server: FileServer, sent_timeouts: list[tuple[float, float]]
+) -> None:
+    store = make_store(server.base_url, timeout_seconds=1, max_retries=3)
     server.put("a.csv", b"abc")
     server.faults.stall_first = 100
 
-    started = time.monotonic()
     with pytest.raises(DatastoreError) as raised:
         store.stat("a.csv")
 
-    assert time.monotonic() - started < 2.5
     assert raised.value.reason == "timed out"
     assert "timeout_seconds" in str(raised.value)
     assert server.methods() == Counter({"HEAD": 1})
+    assert sent_timeouts == [(1, 1)]
 
 
-def test_a_closed_port_is_unreachable_fast() -> None:
-    store = make_store(f"http://127.0.0.1:{closed_port()}/{BASE}/", retry_backoff_seconds=0.5)
+def test_a_server_that_never_answers_costs_one_timeout_not_one_per_retry(
+    sent_timeouts: list[tuple[float, float]],
+) -> None:
+    with SilentServer() as silent:
+        store = make_store(f"http://127.0.0.1:{silent.port}/", timeout_seconds=1, max_retries=3)
 
-    started = time.monotonic()
+        with pytest.raises(DatastoreError) as raised:
+            store.stat("a.csv")
+
+    assert raised.value.reason == "timed out"
+    # The one attempt waited the whole budget, so no retry was left any time.
+    assert silent.connections == 1
+    assert sent_timeouts == [(1, 1)]
+
+
+def test_a_body_that_stalls_fails_the_read_without_a_retry(
+    sent_timeouts: list[tuple[float, float]],
+) -> None:
+    headers = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nETag: "x"\r\n\r\nfirst bytes'
+    with SilentServer(answer=headers) as stalling:
+        store = make_store(f"http://127.0.0.1:{stalling.port}/", timeout_seconds=1, max_retries=3)
+
+        with pytest.raises(DatastoreError, match="stopped sending") as raised:
+            store.read_bytes("a.csv")
+
+    assert raised.value.reason == "timed out"
+    assert stalling.connections == 1
+    assert sent_timeouts == [(1, 1)]
+
+
+def test_a_503_then_200_succeeds_on_a_retry_within_a_short_budget(
+    server: FileServer, sent_timeouts: list[tuple[float, float]]
+) -> None:
+    store = make_store(server.base_url, timeout_seconds=1, max_retries=3)
+    server.put("a.csv", b"abc")
+    server.faults.fail_first = 1
+
+    assert store.read_bytes("a.csv") == b"abc"
+
+    assert server.methods() == Counter({"GET": 2})
+    first, second = sent_timeouts
+    assert first == (1, 1)
+    # The retry may wait only for what the first attempt and the pause left of the budget.
+    assert MIN_ATTEMPT_SECONDS <= second[0] == second[1] < 1
+
+
+def test_a_closed_port_is_unreachable_fast(sent_timeouts: list[tuple[float, float]]) -> None:
+    clock = FakeClock()
+    store = make_store(
+        f"http://127.0.0.1:{closed_port()}/{BASE}/", retry_backoff_seconds=0.5
+    ).using_clock(clock)
+
     for call in (store.check, lambda: store.stat("a.csv")):
         with pytest.raises(DatastoreError) as raised:
             call()
@@ -496,7 +585,9 @@ def test_a_closed_port_is_unreachable_fast() -> None:
         assert f"datastore '{STORE}'" in str(raised.value)
         assert "To fix:" in str(raised.value)
 
-    assert time.monotonic() - started < 2
+    # A refused connection costs no timeout and is retried once, not max_retries times.
+    assert len(sent_timeouts) == 2 * 2
+    assert clock.sleeps == [0.5, 0.5]
 
 
 def test_a_truncated_body_raises(store: HttpDatastore, server: FileServer) -> None:
