@@ -3,7 +3,7 @@
 DBFS has no ETags and no conditional writes. Listings fingerprint a file from its modification
 time (ms) and size; writes go to a hidden temporary file in the target's folder that is then
 moved into place, and because DBFS refuses to move onto an existing file, that move is the
-create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see ``_FailFastClock``
+create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see ``dbfs_sdk.FailFastClock``
 and ``DbfsDatastore._call``).
 """
 
@@ -14,38 +14,15 @@ import io
 import logging
 import posixpath
 import re
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, ClassVar, TypeVar
+from typing import IO, TYPE_CHECKING, ClassVar, TypeVar
 
 import requests
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.clock import Clock
-from databricks.sdk.config import Config
-from databricks.sdk.errors import (
-    AlreadyExists,
-    BadRequest,
-    DataLoss,
-    DeadlineExceeded,
-    InternalError,
-    NotFound,
-    PermissionDenied,
-    ResourceAlreadyExists,
-    ResourceDoesNotExist,
-    TemporarilyUnavailable,
-    TooManyRequests,
-    Unauthenticated,
-)
-from databricks.sdk.errors.base import DatabricksError
-from databricks.sdk.service.files import DbfsAPI
-from databricks.sdk.service.files import FileInfo as DbfsFileInfo
 from pydantic import Field, PrivateAttr, field_validator
-from urllib3.exceptions import NewConnectionError
 
 from ingestion_project.datastores.base import (
     DatastoreError,
@@ -60,6 +37,12 @@ from ingestion_project.datastores.base import (
     validate_glob,
 )
 from ingestion_project.datastores.deadline import Deadline
+
+if TYPE_CHECKING:
+    # databricks-sdk costs about a second to import: only a store in use loads it (dbfs_sdk).
+    from databricks.sdk.config import Config
+    from databricks.sdk.service.files import DbfsAPI
+    from databricks.sdk.service.files import FileInfo as DbfsFileInfo
 
 logger = logging.getLogger(__name__)
 
@@ -91,59 +74,6 @@ _BUSY_ADVICE = (
     "the workspace is busy or unavailable; retry later, or raise max_retries or timeout_seconds "
     "(no retry starts after it)"
 )
-
-
-class _FailFastClock(Clock):
-    """Ends the SDK's own retry loop after its first attempt, so the datastore's policy applies.
-
-    The SDK retries 429/503, refused connections and timeouts with fixed 1-11 s pauses until
-    ``retry_timeout_seconds`` runs out: no attempt cap, no backoff setting, and an unreachable
-    host is retried for the whole budget. Its loop calls ``sleep`` while handling the failed
-    attempt's error, so re-raising that error hands it straight back to ``DbfsDatastore._call``.
-    """
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        pending = sys.exc_info()[1]
-        if pending is not None:
-            raise pending
-        time.sleep(seconds)
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The API error behind an SDK retry-budget error, in case the SDK ever retried on its own."""
-    cause = error.__cause__
-    if isinstance(error, TimeoutError | RuntimeError) and isinstance(
-        cause, DatabricksError | requests.RequestException
-    ):
-        return cause
-    return error
-
-
-def _retry_kind(error: BaseException) -> str | None:
-    """'safe' if the request was certainly not applied, 'ambiguous' if it may have been, else None.
-
-    Only idempotent calls retry ambiguous failures: repeating an add-block that did land would
-    duplicate data. A refused connection or unknown host is not retried, so it fails fast. Nor is
-    a timeout: the SDK gives every attempt the whole timeout_seconds, so retrying a silent
-    workspace would multiply the wait.
-    """
-    if isinstance(error, TooManyRequests | TemporarilyUnavailable):
-        return "safe"
-    if isinstance(error, requests.Timeout):
-        return None
-    if isinstance(error, requests.ConnectionError):
-        reason = error.args[0] if error.args else None
-        if isinstance(getattr(reason, "reason", reason), NewConnectionError):
-            return None
-        return "ambiguous"
-    if isinstance(error, InternalError | DeadlineExceeded) and not isinstance(error, DataLoss):
-        return "ambiguous"
-    if type(error) is DatabricksError and "BAD_GATEWAY" in str(error.error_code).upper():
-        return "ambiguous"
-    return None
 
 
 def _detail(error: BaseException) -> str:
@@ -240,6 +170,9 @@ class DbfsDatastore(FileDatastore):
 
     def _api(self) -> DbfsAPI:
         """One SDK client per settings; building it probes the host, so it is built once."""
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.service.files import DbfsAPI
+
         token = self._token()
         key = (self.host, self.timeout_seconds, token)
         with self._api_lock:
@@ -250,6 +183,10 @@ class DbfsDatastore(FileDatastore):
             return self._api_cache[1]
 
     def _config(self, token: str | None) -> Config:
+        from databricks.sdk.config import Config
+
+        from ingestion_project.datastores.dbfs_sdk import FailFastClock
+
         try:
             return Config(
                 host=self.host,
@@ -258,7 +195,7 @@ class DbfsDatastore(FileDatastore):
                 auth_type="pat" if token else None,
                 http_timeout_seconds=self.timeout_seconds,
                 retry_timeout_seconds=_SDK_RETRY_BUDGET_SECONDS,
-                clock=_FailFastClock(),
+                clock=FailFastClock(),
             )
         except ValueError as error:
             reason = "authentication failed" if token is None else "invalid request"
@@ -302,6 +239,10 @@ class DbfsDatastore(FileDatastore):
         The budget starts before the SDK client is built, because building it probes the host:
         on a silent host that probe alone spends the budget, and the request is not sent.
         """
+        from databricks.sdk.errors.base import DatabricksError
+
+        from ingestion_project.datastores.dbfs_sdk import retry_kind, unwrap
+
         deadline = Deadline(self.timeout_seconds, self._clock)
         api = self._api()
         if not deadline.allows_attempt_after(0):
@@ -315,8 +256,8 @@ class DbfsDatastore(FileDatastore):
             try:
                 return request(api)
             except (DatabricksError, requests.RequestException, TimeoutError, RuntimeError) as raw:
-                error = _unwrap(raw)
-                kind = _retry_kind(error)
+                error = unwrap(raw)
+                kind = retry_kind(error)
                 delay = self._delay(attempt, error)
                 if (
                     (kind == "safe" or (kind == "ambiguous" and idempotent))
@@ -343,6 +284,17 @@ class DbfsDatastore(FileDatastore):
     def _translate(
         self, error: BaseException, action: str, path: str, attempts: int
     ) -> Exception | None:
+        from databricks.sdk.errors import (
+            AlreadyExists,
+            BadRequest,
+            NotFound,
+            PermissionDenied,
+            ResourceAlreadyExists,
+            ResourceDoesNotExist,
+            Unauthenticated,
+        )
+        from databricks.sdk.errors.base import DatabricksError
+
         if isinstance(error, ResourceDoesNotExist):
             return FileNotFoundError(f"datastore '{self.name}': no file at '{path}'.")
         if isinstance(error, ResourceAlreadyExists | AlreadyExists):
