@@ -101,7 +101,8 @@ def build_dataset_asset(
 def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[str, Any]:
     """What the UI shows: the version, its files, and for tables their schema and profile."""
     record = outcome.record
-    history = [version_summary(item) for item in registry.all(record.dataset)]
+    shown = registry.version_numbers(record.dataset)[-VERSIONS_SHOWN:]
+    history = [version_summary(registry.get(record.dataset, number)) for number in shown]
     metadata: dict[str, Any] = {
         "version": record.version,
         "new_version": outcome.created,
@@ -111,7 +112,7 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
         "files": len(record.manifest),
         "bytes": record.bytes,
         "file_list": dg.MetadataValue.md(files_table(record)),
-        "versions": dg.MetadataValue.md(markdown_table(history[-VERSIONS_SHOWN:][::-1])),
+        "versions": dg.MetadataValue.md(markdown_table(history[::-1])),
         "registered_by_run": record.lineage.run_id or "",
         "upstream": dg.MetadataValue.json(record.lineage.upstream),
     }

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
-from ingestion_project.datasets.assets import build_dataset_asset
+from ingestion_project.datasets.assets import VERSIONS_SHOWN, build_dataset_asset, dataset_metadata
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetRegistry,
@@ -113,3 +113,28 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
     for absent in ("dagster/row_count", "dagster/column_schema", "profile"):
         assert absent not in metadata
     assert asset.specs_by_key[dg.AssetKey(NAME)].kinds == {"files"}
+
+
+def test_the_versions_table_reads_only_the_versions_it_shows(
+    store: CountingDatastore,
+    registry: DatasetRegistry,
+    landing: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for count in range(1, VERSIONS_SHOWN + 3):
+        put_photos(landing, count)
+        outcome = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+    read: list[int] = []
+    get = registry.get
+
+    def counting_get(name: str, version: int):
+        read.append(version)
+        return get(name, version)
+
+    monkeypatch.setattr(registry, "get", counting_get)
+
+    table = dataset_metadata(outcome, registry)["versions"].value
+
+    shown = [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]]
+    assert shown == [str(number) for number in range(VERSIONS_SHOWN + 2, 2, -1)]
+    assert sorted(read) == list(range(3, VERSIONS_SHOWN + 3))
