@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingestion_project_tests.catalogs import write_project  # noqa: E402
+from ingestion_project_tests.catalogs import write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = ROOT / "ingestion_project" / "defs" / "catalog" / "defs.yaml"
@@ -56,7 +56,9 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     return elapsed
 
 
