@@ -53,17 +53,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "datastores" / "workspace_default"
     shutil.copytree(RELEASE, root)
     for path in DATASET_FILES:
-        restore_modification_times(root, json.loads(path.read_bytes()))
+        restore_modification_times(root, read_record(DatasetVersionRecord, path.read_bytes(), ""))
     monkeypatch.setenv("INGESTION_HOME", str(tmp_path))
     return tmp_path
 
 
-def restore_modification_times(root: Path, record: dict) -> None:
+def restore_modification_times(root: Path, record: DatasetVersionRecord) -> None:
     """A checkout gives files new times; a local ETag is the time, so put back the pinned one."""
-    for entry in record["manifest"] + record.get("source_manifest", []):
-        path = root / entry["path"]
+    for entry in [*record.manifest, *(record.source_manifest or [])]:
+        path = root / entry.path
         if path.exists():
-            nanoseconds = int(entry["etag"].split("-")[0], 16)
+            nanoseconds = int(entry.etag.split("-")[0], 16)
             os.utime(path, ns=(nanoseconds, nanoseconds))
 
 
