@@ -12,13 +12,19 @@ import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.api import Workspace
-from ingestion_project.datasets.versions import dataset_registry, version_summary
+from ingestion_project.datasets.versions import (
+    dataset_registry,
+    register_file_dataset,
+    version_summary,
+)
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.records import (
     SCHEMA_VERSION,
@@ -295,3 +301,40 @@ def test_versions_registered_now_continue_the_release_numbers_with_a_schema_vers
     folder = home / "datastores" / "workspace_default" / "_registry" / "datasets" / "trips"
     assert json.loads((folder / "v000003.json").read_bytes())["schema_version"] == 1
     assert registry.get("trips", 3) == new
+
+
+def shape(value: Any) -> Any:
+    """Keys and value types, not values: what a reader of the JSON depends on."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(item) for item in value[:1]]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("name", ["trips", "trips_snapshot", "photos"])
+def test_file_datasets_registered_now_have_the_shape_the_release_wrote(
+    name: str, tmp_path: Path
+) -> None:
+    landing = LocalDatastore(name="workspace_default", root=str(tmp_path))
+    for path in (RELEASE / "trips").glob("2024-05-0[12].csv"):
+        landing.write_bytes(f"trips/{path.name}", path.read_bytes())
+    landing.write_bytes("photos/a.txt", (RELEASE / "photos" / "a.txt").read_bytes())
+    spec = DatasetSpec(**CATALOG["datasets"][name])
+    registry = dataset_registry(landing, "_registry")
+
+    register_file_dataset(
+        name,
+        spec,
+        landing,
+        registry,
+        run_id="run",
+        code_version="code",
+        snapshot_store_name="workspace_default" if spec.mode == "snapshot" else None,
+    )
+
+    written = tmp_path / "_registry" / "datasets" / name / "v000001.json"
+    release = REGISTRY / "datasets" / name / "v000001.json"
+    now = json.loads(written.read_bytes())
+    assert now.pop("schema_version") == 1
+    assert shape(now) == shape(json.loads(release.read_bytes()))
