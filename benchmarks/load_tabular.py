@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.versions import (
+    DatasetRegistry,
     dataset_registry,
     load_version,
     register_file_dataset,
@@ -58,7 +59,7 @@ from ingestion_project.datastores.azure_blob import AzureBlobDatastore
 from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import DatasetVersionRecord
 from ingestion_project_tests.azurite import (
     ACCOUNT_KEY,
     Azurite,
@@ -253,15 +254,15 @@ def frame_difference(
 
 
 def register(
-    dataset: Dataset, store: FileDatastore, registry: VersionRegistry
-) -> tuple[Record, float]:
+    dataset: Dataset, store: FileDatastore, registry: DatasetRegistry
+) -> tuple[DatasetVersionRecord, float]:
     started = time.perf_counter()
     registration = register_file_dataset(
         dataset.name, spec_for(dataset), store, registry, run_id=None, code_version="bench"
     )
     elapsed = time.perf_counter() - started
     assert registration.created, f"{dataset.name}: expected a new version"
-    assert registration.record["row_count"] == dataset.rows
+    assert registration.record.row_count == dataset.rows
     return registration.record, elapsed
 
 
@@ -435,12 +436,12 @@ def peak_rss_note(dataset: Dataset, root: Path) -> str:
     )
 
 
-def profile_load(record: Record, store: FileDatastore, spec: DatasetSpec) -> None:
+def profile_load(record: DatasetVersionRecord, store: FileDatastore, spec: DatasetSpec) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     load_version(record, store, spec)
     profiler.disable()
-    print(f"  cProfile of one load_version of {record['dataset']} (top 12 by own time):")
+    print(f"  cProfile of one load_version of {record.dataset} (top 12 by own time):")
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
     lines = [line for line in out.getvalue().splitlines() if line.strip()]

@@ -146,7 +146,7 @@ def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[An
             result = register_file_dataset(
                 "many", file_spec, store, new_registry(), run_id=None, code_version="bench"
             )
-            assert result.created and len(result.record["manifest"]) == files
+            assert result.created and len(result.record.manifest) == files
 
         seconds, data_bytes, opens = best_of(register_new)
         rows.append(Measured(f"kind: {kind}, new version", seconds, data_bytes, opens, note))
@@ -160,7 +160,7 @@ def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[An
             result = register_file_dataset(
                 "many", file_spec, store, registry, run_id=None, code_version="bench"
             )
-            assert not result.created and result.record["version"] == first.record["version"]
+            assert not result.created and result.record.version == first.record.version
 
         seconds, data_bytes, opens = best_of(register_unchanged)
         rows.append(Measured(f"kind: {kind}, unchanged (no version)", seconds, data_bytes, opens))

@@ -106,20 +106,20 @@ def _summary(report: object, home: Path) -> None:
     for name in datasets.names():
         versions = datasets.all(name)
         latest = versions[-1]
-        files = _count(len(latest["manifest"]), "file")
+        files = _count(len(latest.manifest), "file")
         click.echo(
-            f"  dataset {name}: {len(versions)} versions; latest v{latest['version']} has "
-            + (f"{latest['row_count']:,} rows in " if "row_count" in latest else "")
+            f"  dataset {name}: {len(versions)} versions; latest v{latest.version} has "
+            + (f"{latest.row_count:,} rows in " if latest.row_count is not None else "")
             + f"{files}."
         )
     champion = models.champion("bikeshare_demand")
     for record in models.versions.all("bikeshare_demand"):
-        trained = record["lineage"]["trained_on"]
-        mark = " (champion)" if champion and champion["version"] == record["version"] else ""
+        trained = record.lineage.trained_on
+        mark = " (champion)" if champion and champion.version == record.version else ""
         click.echo(
-            f"  model bikeshare_demand v{record['version']}{mark}: trained on {trained['dataset']} "
-            f"v{trained['version']}, holdout R² {record['metrics']['r2']}, MAE "
-            f"{record['metrics']['mae']}; promoted: {'yes' if record['promoted'] else 'no'}."
+            f"  model bikeshare_demand v{record.version}{mark}: trained on {trained.dataset} "
+            f"v{trained.version}, holdout R² {record.metrics['r2']}, MAE "
+            f"{record.metrics['mae']}; promoted: {'yes' if record.promoted else 'no'}."
         )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import dagster as dg
 
+from ingestion_project.records import SchemaColumn
+
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     """A GitHub-style markdown table; the UI renders it in the asset's metadata panel."""
@@ -26,7 +28,7 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def column_schema(schema: Sequence[Mapping[str, str]]) -> dg.TableSchema:
+def column_schema(schema: Sequence[SchemaColumn]) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=item["name"], type=item["type"]) for item in schema]
+        columns=[dg.TableColumn(name=column.name, type=column.type) for column in schema]
     )

@@ -22,6 +22,7 @@ from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     DatasetVersionChangedError,
     SnapshotChangedError,
     dataset_registry,
@@ -39,7 +40,7 @@ from ingestion_project.datastores.base import (
     UnsafePathError,
     normalize_relative_path,
 )
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import DatasetVersionRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,20 +91,21 @@ class DatasetVersionInfo:
     used_by: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_record(cls, record: Record, used_by: list[dict[str, Any]]) -> DatasetVersionInfo:
-        lineage = record.get("lineage") or {}
+    def from_record(
+        cls, record: DatasetVersionRecord, used_by: list[dict[str, Any]]
+    ) -> DatasetVersionInfo:
         return cls(
-            dataset=record["dataset"],
-            version=int(record["version"]),
-            kind=record.get("kind", "tabular"),
-            registered_at=_parse_time(record.get("registered_at")),
-            fingerprint=record["fingerprint"],
-            rows=record.get("row_count"),
-            files=len(record.get("manifest") or []),
-            bytes=int(record.get("bytes") or 0),
-            mode=record.get("mode", "reference"),
-            tags=dict(record.get("tags") or {}),
-            run_id=lineage.get("run_id"),
+            dataset=record.dataset,
+            version=record.version,
+            kind=record.kind,
+            registered_at=record.registered_at,
+            fingerprint=record.fingerprint,
+            rows=record.row_count,
+            files=len(record.manifest),
+            bytes=record.bytes,
+            mode=record.mode,
+            tags=dict(record.tags),
+            run_id=record.lineage.run_id,
             used_by=used_by,
         )
 
@@ -181,7 +183,7 @@ class Workspace:
         return store
 
     @cached_property
-    def registry(self) -> VersionRegistry:
+    def registry(self) -> DatasetRegistry:
         registry = self.catalog.registry
         return dataset_registry(self.file_datastore(registry.datastore), registry.prefix)
 
@@ -210,7 +212,7 @@ class Workspace:
                     latest=None
                     if latest is None
                     else DatasetVersionInfo.from_record(
-                        latest, uses.get((name, latest["version"]), [])
+                        latest, uses.get((name, latest.version), [])
                     ),
                 )
             )
@@ -221,7 +223,7 @@ class Workspace:
         self._require_known(name)
         uses = self._model_uses()
         return [
-            DatasetVersionInfo.from_record(record, uses.get((name, record["version"]), []))
+            DatasetVersionInfo.from_record(record, uses.get((name, record.version), []))
             for record in self.registry.all(name)
         ]
 
@@ -266,18 +268,17 @@ class Workspace:
         for model in versions.names():
             champion = self.models.champion(model)
             for record in versions.all(model):
-                trained = (record.get("lineage") or {}).get("trained_on") or {}
-                if "dataset" not in trained:
-                    continue
-                uses.setdefault((trained["dataset"], int(trained["version"])), []).append(
+                trained = record.lineage.trained_on
+                uses.setdefault((trained.dataset, trained.version), []).append(
                     {
                         "model": model,
-                        "version": record["version"],
-                        "champion": champion is not None
-                        and champion["version"] == record["version"],
-                        "promoted": bool(record.get("promoted")),
-                        "metrics": dict(record.get("metrics") or {}),
-                        "registered_at": record.get("registered_at"),
+                        "version": record.version,
+                        "champion": champion is not None and champion.version == record.version,
+                        "promoted": record.promoted,
+                        "metrics": dict(record.metrics),
+                        "registered_at": record.registered_at.isoformat()
+                        if record.registered_at
+                        else None,
                     }
                 )
         return uses
@@ -312,10 +313,10 @@ class _FileStores(Mapping[str, FileDatastore]):
 class DatasetVersion:
     """One registered version of a dataset: read it, list, download or open its files."""
 
-    def __init__(self, workspace: Workspace, name: str, record: Record) -> None:
+    def __init__(self, workspace: Workspace, name: str, record: DatasetVersionRecord) -> None:
         self.workspace = workspace
         self.name = name
-        self.version: int = int(record["version"])
+        self.version: int = record.version
         self.record = record
 
     def __repr__(self) -> str:
@@ -328,7 +329,7 @@ class DatasetVersion:
 
     @property
     def mode(self) -> str:
-        return self.record.get("mode", "reference")
+        return self.record.mode
 
     def _stores(self) -> _FileStores:
         return _FileStores(self.workspace)
@@ -458,7 +459,7 @@ class DatasetVersion:
     def _safe_pinned_path(self, path: str) -> str:
         """A pinned path as a clean relative path; a record altered to escape is refused."""
         try:
-            return normalize_relative_path(path, store=self.record.get("datastore", ""))
+            return normalize_relative_path(path, store=self.record.datastore)
         except UnsafePathError:
             raise UnsafePathError(
                 f"dataset '{self.name}' version {self.version}: pinned path '{path}' is not a "
@@ -487,7 +488,7 @@ class DatasetVersion:
     def _pinned(self, path: str) -> FileInfo:
         files = self.files()
         try:
-            wanted = normalize_relative_path(path, store=self.record.get("datastore", ""))
+            wanted = normalize_relative_path(path, store=self.record.datastore)
         except UnsafePathError:
             wanted = path
         for info in files:
@@ -658,15 +659,6 @@ def _read_full(stream: IO[bytes]) -> bytes:
         parts.append(part)
         size += len(part)
     return b"".join(parts)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def _numbers(numbers: list[int]) -> str:

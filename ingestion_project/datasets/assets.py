@@ -8,13 +8,14 @@ import dagster as dg
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
 from ingestion_project.datasets.sql_datasets import register_sql_dataset
 from ingestion_project.datasets.versions import (
+    DatasetRegistry,
     Registration,
     dataset_registry,
     register_file_dataset,
     version_summary,
 )
 from ingestion_project.metadata import column_schema, markdown_table
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import DatasetVersionRecord
 
 VERSIONS_SHOWN = 10
 FILES_SHOWN = 20
@@ -116,7 +117,7 @@ def register_dataset(
             run_id=context.run.run_id,
             code_version=code_version,
         )
-        for warning in outcome.record.get("warnings") or []:
+        for warning in outcome.record.warnings or []:
             context.log.warning(f"dataset '{name}': {warning}")
     else:
         outcome = register_file_dataset(
@@ -132,61 +133,63 @@ def register_dataset(
         )
     record = outcome.record
     if outcome.created:
-        rows = f", {record['row_count']} rows" if "row_count" in record else ""
-        copied = f" (snapshot in '{record['manifest_store']}')" if mode == "snapshot" else ""
+        rows = f", {record.row_count} rows" if record.row_count is not None else ""
+        copied = f" (snapshot in '{record.manifest_store}')" if mode == "snapshot" else ""
         context.log.info(
-            f"Registered {name} version {record['version']}: {len(record['manifest'])} "
+            f"Registered {name} version {record.version}: {len(record.manifest)} "
             f"files{rows}{copied}."
         )
     else:
-        context.log.info(f"{name} is unchanged: still version {record['version']}.")
+        context.log.info(f"{name} is unchanged: still version {record.version}.")
     return dg.MaterializeResult(
         asset_key=name,
         metadata=dataset_metadata(outcome, registry),
-        data_version=dg.DataVersion(record["fingerprint"]),
+        data_version=dg.DataVersion(record.fingerprint),
     )
 
 
-def dataset_metadata(outcome: Registration, registry: VersionRegistry) -> dict[str, Any]:
+def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[str, Any]:
     """What the UI shows: the version, its files, and for tables their schema and profile."""
     record = outcome.record
-    history = [version_summary(item) for item in registry.all(record["dataset"])]
+    shown = registry.version_numbers(record.dataset)[-VERSIONS_SHOWN:]
+    history = [version_summary(registry.get(record.dataset, number)) for number in shown]
     metadata: dict[str, Any] = {
-        "version": record["version"],
+        "version": record.version,
         "new_version": outcome.created,
-        "kind": record.get("kind", "tabular"),
-        "mode": record.get("mode", "reference"),
-        "fingerprint": record["fingerprint"],
-        "files": len(record["manifest"]),
-        "bytes": record.get("bytes", 0),
+        "kind": record.kind,
+        "mode": record.mode,
+        "fingerprint": record.fingerprint,
+        "files": len(record.manifest),
+        "bytes": record.bytes,
         "file_list": dg.MetadataValue.md(files_table(record)),
-        "versions": dg.MetadataValue.md(markdown_table(history[-VERSIONS_SHOWN:][::-1])),
-        "registered_by_run": (record.get("lineage") or {}).get("run_id") or "",
-        "upstream": dg.MetadataValue.json((record.get("lineage") or {}).get("upstream") or []),
+        "versions": dg.MetadataValue.md(markdown_table(history[::-1])),
+        "registered_by_run": record.lineage.run_id or "",
+        "upstream": dg.MetadataValue.json(record.lineage.upstream),
     }
-    if record.get("query") is not None:
-        metadata["query"] = dg.MetadataValue.md(f"```sql\n{record['query']}\n```")
-        metadata["tables"] = dg.MetadataValue.json(record.get("tables") or {})
-    if record.get("warnings"):
-        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in record["warnings"]))
-    if record.get("mode") == "snapshot":
-        metadata["snapshot_datastore"] = record.get("manifest_store", "")
-        metadata["snapshot_prefix"] = record.get("snapshot_prefix", "")
-    if "row_count" in record:
-        metadata["dagster/row_count"] = record["row_count"]
-    if "schema" in record:
-        metadata["dagster/column_schema"] = column_schema(record["schema"])
-    if "profile" in record:
-        metadata["profile"] = dg.MetadataValue.md(markdown_table(record["profile"]))
+    if record.query is not None:
+        metadata["query"] = dg.MetadataValue.md(f"```sql\n{record.query}\n```")
+        metadata["tables"] = dg.MetadataValue.json(record.tables or {})
+    if record.warnings:
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in record.warnings))
+    if record.is_snapshot:
+        metadata["snapshot_datastore"] = record.manifest_store
+        metadata["snapshot_prefix"] = record.snapshot_prefix or ""
+    if record.row_count is not None:
+        metadata["dagster/row_count"] = record.row_count
+    if record.table_schema is not None:
+        metadata["dagster/column_schema"] = column_schema(record.table_schema)
+    if record.profile is not None:
+        rows = [row.model_dump() for row in record.profile]
+        metadata["profile"] = dg.MetadataValue.md(markdown_table(rows))
     return metadata
 
 
-def files_table(record: Record) -> str:
+def files_table(record: DatasetVersionRecord) -> str:
     """The first files of a version (their original paths, for snapshots) as a markdown table."""
-    listed = record.get("source_manifest") or record["manifest"]
+    listed = record.source_manifest or record.manifest
     rows = [
-        {"path": item["path"], "bytes": item["size"], "modified": item["modified"]}
-        for item in listed[:FILES_SHOWN]
+        {"path": entry.path, "bytes": entry.size, "modified": entry.modified.isoformat()}
+        for entry in listed[:FILES_SHOWN]
     ]
     table = markdown_table(rows)
     if len(listed) > FILES_SHOWN:

@@ -18,6 +18,7 @@ from ingestion_project.cli_support import CatalogMistake, loaded_project, projec
 
 if TYPE_CHECKING:
     from ingestion_project.datasets.api import DatasetVersion, DatasetVersionInfo, Workspace
+    from ingestion_project.records import DatasetVersionRecord, ProfileRow, SchemaColumn
 
 
 FILES_SHOWN = 20
@@ -40,6 +41,7 @@ def _explained_errors() -> Iterator[None]:
     from ingestion_project.datasets.api import UnknownDatasetError
     from ingestion_project.datasets.versions import DatasetError
     from ingestion_project.datastores.base import DatastoreError
+    from ingestion_project.records import RecordError
     from ingestion_project.registry import RegistryError
 
     try:
@@ -48,7 +50,7 @@ def _explained_errors() -> Iterator[None]:
         raise click.UsageError(str(error)) from None
     except CatalogError as error:
         raise CatalogMistake(f"the catalog has mistakes:\n{error}") from None
-    except (DatasetError, DatastoreError, RegistryError, OSError) as error:
+    except (DatasetError, DatastoreError, RegistryError, RecordError, OSError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -145,45 +147,54 @@ def show_version(reference: str, project: Path | None) -> None:
             f"Dataset {version.name} version {version.version} ({note}), registered "
             f"{_when(info.registered_at)}."
         )
-        if record.get("query"):
-            params = record.get("params") or {}
-            where = f"query {_short(record['query'])}" + (f" with {params}" if params else "")
+        if record.query:
+            params = record.params or {}
+            where = f"query {_short(record.query)}" + (f" with {params}" if params else "")
         else:
-            where = f"path {record.get('path')}"
+            where = f"path {record.path}"
         click.echo(
-            f"  {info.kind} dataset in {info.mode} mode; datastore {record.get('datastore')}, "
-            f"{where}; format {record.get('format', 'unknown')}; files kept in datastore "
-            f"{record.get('manifest_store', record.get('datastore'))}."
+            f"  {info.kind} dataset in {info.mode} mode; datastore {record.datastore}, "
+            f"{where}; format {record.format or 'unknown'}; files kept in datastore "
+            f"{record.manifest_store}."
         )
         click.echo(f"  {_contents(info)}; fingerprint {info.fingerprint}.")
-        for warning in record.get("warnings") or []:
+        for warning in record.warnings or []:
             click.echo(f"  Warning: {warning}")
-        _echo_schema(record.get("schema") or [])
-        _echo_profile(record.get("profile") or [])
+        _echo_schema(record.table_schema or [])
+        _echo_profile(record.profile or [])
         _echo_files(version)
         _echo_lineage(version)
 
 
-def _info(record: dict[str, Any]) -> DatasetVersionInfo:
+def _info(record: DatasetVersionRecord) -> DatasetVersionInfo:
     from ingestion_project.datasets.api import DatasetVersionInfo
 
     return DatasetVersionInfo.from_record(record, [])
 
 
-def _echo_schema(schema: Sequence[dict[str, str]]) -> None:
+def _echo_schema(schema: Sequence[SchemaColumn]) -> None:
     if not schema:
         return
     click.echo(f"Schema ({_count(len(schema), 'column')}):")
-    for line in _table([{"column": c["name"], "type": c["type"]} for c in schema]):
+    for line in _table([{"column": c.name, "type": c.type} for c in schema]):
         click.echo(f"  {line}")
 
 
-def _echo_profile(profile: Sequence[dict[str, Any]]) -> None:
+def _echo_profile(profile: Sequence[ProfileRow]) -> None:
     if not profile:
         return
     click.echo("Profile:")
-    columns = ("column", "nulls", "distinct", "min", "max", "mean")
-    rows = [{key: _cell(item.get(key)) for key in columns} for item in profile]
+    rows = [
+        {
+            "column": item.column,
+            "nulls": _cell(item.nulls),
+            "distinct": _cell(item.distinct),
+            "min": _cell(item.min),
+            "max": _cell(item.max),
+            "mean": _cell(item.mean),
+        }
+        for item in profile
+    ]
     for line in _table(rows):
         click.echo(f"  {line}")
 
@@ -198,11 +209,11 @@ def _echo_files(version: DatasetVersion) -> None:
 
 
 def _echo_lineage(version: DatasetVersion) -> None:
-    lineage = version.record.get("lineage") or {}
-    upstream = lineage.get("upstream") or []
+    lineage = version.record.lineage
+    upstream = lineage.upstream
     click.echo(
-        f"Lineage: registered by run {lineage.get('run_id') or 'none (outside Dagster)'}, code "
-        f"version {lineage.get('code_version') or 'unknown'}; upstream: "
+        f"Lineage: registered by run {lineage.run_id or 'none (outside Dagster)'}, code "
+        f"version {lineage.code_version or 'unknown'}; upstream: "
         f"{', '.join(map(str, upstream)) or 'none'}."
     )
     click.echo(f"Used by: {_uses(version.used_by()) or 'no model yet'}.")

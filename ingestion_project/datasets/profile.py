@@ -7,38 +7,40 @@ from typing import Any
 
 import pandas as pd
 
-
-def frame_schema(frame: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"name": str(name), "type": str(dtype)} for name, dtype in frame.dtypes.items()]
+from ingestion_project.records import ProfileRow, SchemaColumn
 
 
-def frame_profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def frame_schema(frame: pd.DataFrame) -> list[SchemaColumn]:
+    return [SchemaColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
+
+
+def frame_profile(frame: pd.DataFrame) -> list[ProfileRow]:
     """Per column: type, nulls, distinct count, and min/max/mean where they make sense."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ProfileRow] = []
     for name in frame.columns:
         column = frame[name]
-        row: dict[str, Any] = {
-            "column": str(name),
-            "type": str(column.dtype),
-            "nulls": int(column.isna().sum()),
-            "distinct": int(column.nunique(dropna=True)),
-            "min": None,
-            "max": None,
-            "mean": None,
-        }
+        low = high = mean = None
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            row["min"] = _number(column.min())
-            row["max"] = _number(column.max())
-            row["mean"] = _number(column.mean())
+            low, high, mean = _number(column.min()), _number(column.max()), _number(column.mean())
         elif (
             pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_bool_dtype(column)
         ) and bool(column.notna().any()):
             # Compared as times, not formatted first: formatting millions of them is slow.
-            row["min"], row["max"] = str(column.min()), str(column.max())
+            low, high = str(column.min()), str(column.max())
         elif len(column.dropna()):
             values = column.dropna().astype(str)
-            row["min"], row["max"] = values.min(), values.max()
-        rows.append(row)
+            low, high = str(values.min()), str(values.max())
+        rows.append(
+            ProfileRow(
+                column=str(name),
+                type=str(column.dtype),
+                nulls=int(column.isna().sum()),
+                distinct=int(column.nunique(dropna=True)),
+                min=low,
+                max=high,
+                mean=mean,
+            )
+        )
     return rows
 
 

@@ -23,10 +23,17 @@ from typing import TYPE_CHECKING, Any, cast
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.profile import _number, frame_schema
 from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
-from ingestion_project.datasets.versions import DatasetError, Registration
+from ingestion_project.datasets.versions import DatasetError, DatasetRegistry, Registration
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, FileInfo
 from ingestion_project.datastores.sql import ServerSqlDatastore, SqlDatastore
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import (
+    DatasetLineage,
+    DatasetVersionRecord,
+    LoadOptions,
+    ManifestEntry,
+    ProfileRow,
+    SchemaColumn,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +106,7 @@ def register_sql_dataset(
     name: str,
     spec: DatasetSpec,
     sql_store: SqlDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     snapshot_store: FileDatastore,
     snapshot_store_name: str,
     registry_prefix: str,
@@ -132,7 +139,7 @@ def register_sql_dataset(
         latest = registry.latest(name)
         if (
             latest is not None
-            and latest["fingerprint"] == fingerprint
+            and latest.fingerprint == fingerprint
             and _parts_intact(latest, snapshot_store, snapshot_store_name)
         ):
             for problem in writer.discard():
@@ -140,40 +147,40 @@ def register_sql_dataset(
             return Registration(record=latest, created=False, frame=None)
         warnings = _order_by_warnings(query, sql_store)
 
-        def build(version: int) -> Record:
-            return {
-                "dataset": name,
-                "version": version,
-                "fingerprint": fingerprint,
-                "kind": "tabular",
-                "mode": "snapshot",
-                "datastore": spec.datastore,
-                "manifest_store": snapshot_store_name,
-                "snapshot_prefix": folder,
-                "path": f"{folder}/*.parquet",
-                "format": "parquet",
-                "manifest": [info.to_dict() for info in writer.parts],
-                "query": query,
-                "params": params,
-                "tables": tables,
-                "load_options": {
-                    "header": True,
-                    "column_types": dict(spec.column_types),
-                    "partition_format": None,
-                    "path_column": None,
-                    "timestamp_column": spec.timestamp_column,
-                },
-                "schema": writer.schema(typed),
-                "row_count": writer.rows,
-                "bytes": sum(info.size for info in writer.parts),
-                "profile": writer.profile.rows(writer.dtypes(typed)),
-                "profile_method": PROFILE_METHOD,
-                "batch_size": batch_size,
-                "warnings": warnings,
-                "lineage": {"run_id": run_id, "code_version": code_version, "upstream": []},
-                "description": spec.description,
-                "tags": spec.tags,
-            }
+        def build(version: int) -> DatasetVersionRecord:
+            return DatasetVersionRecord(
+                dataset=name,
+                version=version,
+                fingerprint=fingerprint,
+                kind="tabular",
+                mode="snapshot",
+                datastore=spec.datastore,
+                manifest_store=snapshot_store_name,
+                snapshot_prefix=folder,
+                path=f"{folder}/*.parquet",
+                format="parquet",
+                manifest=[ManifestEntry.of(info) for info in writer.parts],
+                query=query,
+                params=params,
+                tables=tables,
+                load_options=LoadOptions(
+                    header=True,
+                    column_types=dict(spec.column_types),
+                    partition_format=None,
+                    path_column=None,
+                    timestamp_column=spec.timestamp_column,
+                ),
+                table_schema=writer.schema(typed),
+                row_count=writer.rows,
+                bytes=sum(info.size for info in writer.parts),
+                profile=writer.profile.rows(writer.dtypes(typed)),
+                profile_method=PROFILE_METHOD,
+                batch_size=batch_size,
+                warnings=warnings,
+                lineage=DatasetLineage(run_id=run_id, code_version=code_version, upstream=[]),
+                description=spec.description,
+                tags=spec.tags,
+            )
 
         record = registry.register(name, build)
     except Exception as error:
@@ -202,14 +209,14 @@ def _typed_columns(name: str, spec: DatasetSpec, columns: list[str]) -> dict[str
     return typed
 
 
-def _parts_intact(record: Record, store: FileDatastore, store_name: str) -> bool:
+def _parts_intact(record: DatasetVersionRecord, store: FileDatastore, store_name: str) -> bool:
     """Whether a version's parts are still as registered; if not, unchanged rows are re-snapshot."""
-    if record.get("manifest_store") != store_name or not record.get("snapshot_prefix"):
+    if record.manifest_store != store_name or not record.snapshot_prefix:
         return False
-    now = {info.path: info for info in store.list_files(f"{record['snapshot_prefix']}/**")}
-    for item in record.get("manifest", []):
-        current = now.get(str(item["path"]))
-        if current is None or (current.etag, current.size) != (item["etag"], item["size"]):
+    now = {info.path: info for info in store.list_files(f"{record.snapshot_prefix}/**")}
+    for entry in record.manifest:
+        current = now.get(entry.path)
+        if current is None or (current.etag, current.size) != (entry.etag, entry.size):
             return False
     return True
 
@@ -292,7 +299,7 @@ class _SnapshotWriter:
     def column_names(self) -> list[str]:
         return [] if self._schema is None else list(self._schema.names)
 
-    def schema(self, typed: dict[str, str]) -> list[dict[str, str]]:
+    def schema(self, typed: dict[str, str]) -> list[SchemaColumn]:
         import pandas as pd
 
         dtypes = self.dtypes(typed)
@@ -541,23 +548,23 @@ class _ColumnStats:
             return
         self.distinct.add(hashes)
 
-    def row(self, column: str, dtype: Any) -> dict[str, Any]:
+    def row(self, column: str, dtype: Any) -> ProfileRow:
         """The same fields frame_profile gives, so SQL and file versions read alike."""
-        row: dict[str, Any] = {
-            "column": column,
-            "type": str(dtype),
-            "nulls": self.nulls,
-            "distinct": self.distinct.count() if self.distinct_known else None,
-            "min": None,
-            "max": None,
-            "mean": None,
-        }
+        low = high = mean = None
         if self.seen and self.numeric and str(dtype) not in ("bool", "object"):
-            row["min"], row["max"] = _number(self.minimum), _number(self.maximum)
-            row["mean"] = _number(self.total / self.count) if self.count else None
+            low, high = _number(self.minimum), _number(self.maximum)
+            mean = _number(self.total / self.count) if self.count else None
         elif self.seen:
-            row["min"], row["max"] = _text(self.minimum, dtype), _text(self.maximum, dtype)
-        return row
+            low, high = _text(self.minimum, dtype), _text(self.maximum, dtype)
+        return ProfileRow(
+            column=column,
+            type=str(dtype),
+            nulls=self.nulls,
+            distinct=self.distinct.count() if self.distinct_known else None,
+            min=low,
+            max=high,
+            mean=mean,
+        )
 
 
 def _value_hashes(values: pa.Array) -> np.ndarray:
@@ -616,5 +623,5 @@ class _StreamingProfile:
     def null_counts(self) -> dict[str, int]:
         return {name: stats.nulls for name, stats in self._columns.items()}
 
-    def rows(self, dtypes: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    def rows(self, dtypes: list[tuple[str, Any]]) -> list[ProfileRow]:
         return [self._columns[name].row(name, dtype) for name, dtype in dtypes]

@@ -2,7 +2,7 @@
 
 ``reference`` mode pins the exact files and their ETags; ``snapshot`` mode copies them into the
 registry's store first, so editing or deleting the originals can never change a version. A
-version record carries ``manifest`` (the files to read, as FileInfo dicts), ``manifest_store``
+version is a :class:`DatasetVersionRecord`: ``manifest`` (the files to read), ``manifest_store``
 (the datastore holding them), ``format``, ``read_options`` and ``load_options`` (how to read
 them, so a version always loads as it was registered), and ``lineage``.
 """
@@ -34,7 +34,14 @@ from ingestion_project.datasets.snapshot import (
     snapshot_prefix,
 )
 from ingestion_project.datastores.base import FileDatastore, FileInfo
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import (
+    DatasetLineage,
+    DatasetVersionRecord,
+    LoadOptions,
+    ManifestEntry,
+    ReadOptions,
+)
+from ingestion_project.registry import VersionRegistry
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,13 +66,16 @@ class Registration:
     ``frame`` is the data just read for a new tabular version; None otherwise.
     """
 
-    record: Record
+    record: DatasetVersionRecord
     created: bool
     frame: pd.DataFrame | None
 
 
-def dataset_registry(store: FileDatastore, prefix: str) -> VersionRegistry:
-    return VersionRegistry(store, prefix, "datasets")
+DatasetRegistry = VersionRegistry[DatasetVersionRecord]
+
+
+def dataset_registry(store: FileDatastore, prefix: str) -> DatasetRegistry:
+    return VersionRegistry(store, prefix, "datasets", DatasetVersionRecord)
 
 
 def list_dataset_files(name: str, spec: DatasetSpec, store: FileDatastore) -> list[FileInfo]:
@@ -84,7 +94,7 @@ def register_file_dataset(
     name: str,
     spec: DatasetSpec,
     store: FileDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     *,
     run_id: str | None,
     code_version: str,
@@ -123,50 +133,72 @@ def register_file_dataset(
         },
     )
     latest = registry.latest(name)
-    if latest is not None and latest["fingerprint"] == fingerprint:
+    if latest is not None and latest.fingerprint == fingerprint:
         if mode == "reference" or not changed_files(latest, target):
             return Registration(record=latest, created=False, frame=None)
 
-    record: Record = {
-        "dataset": name,
-        "fingerprint": fingerprint,
-        "listing_fingerprint": listing,
-        "kind": spec.kind,
-        "mode": mode,
-        "datastore": spec.datastore,
-        "manifest_store": target_name,
-        "path": spec.path,
-        "format": settings.file_format,
-        "read_options": settings.read_options(),
-        "load_options": settings.load_options(),
-        "lineage": {"run_id": run_id, "code_version": code_version, "upstream": upstream or []},
-        "description": spec.description,
-        "tags": spec.tags,
-    }
+    def register_version(
+        pinned: list[FileInfo], frame: pd.DataFrame | None, folder: str | None
+    ) -> Registration:
+        """Record the files themselves, or their copies under ``folder`` (a snapshot)."""
+        manifest = [ManifestEntry.of(info) for info in pinned]
+        originals = [ManifestEntry.of(info) for info in files] if folder else None
+        schema = None if frame is None else frame_schema(frame)
+        profile = None if frame is None else frame_profile(frame)
+
+        def build(version: int) -> DatasetVersionRecord:
+            return DatasetVersionRecord(
+                dataset=name,
+                version=version,
+                fingerprint=fingerprint,
+                listing_fingerprint=listing,
+                kind=spec.kind,
+                mode="snapshot" if folder else "reference",
+                datastore=spec.datastore,
+                manifest_store=target_name,
+                path=spec.path,
+                format=settings.file_format,
+                read_options=ReadOptions(**settings.read_options()),
+                load_options=LoadOptions(**settings.load_options()),
+                manifest=manifest,
+                bytes=sum(info.size for info in pinned),
+                snapshot_prefix=folder,
+                source_manifest=originals,
+                table_schema=schema,
+                row_count=None if frame is None else len(frame),
+                profile=profile,
+                lineage=DatasetLineage(
+                    run_id=run_id, code_version=code_version, upstream=upstream or []
+                ),
+                description=spec.description,
+                tags=spec.tags,
+            )
+
+        return Registration(record=registry.register(name, build), created=True, frame=frame)
+
     if mode == "reference":
-        frame = _read_pinned(name, spec, settings, store, record, files)
-        return _register(registry, record, files, frame)
+        return register_version(files, _read_pinned(name, spec, settings, store, files), None)
     folder = snapshot_prefix(registry.prefix, name, new_snapshot_token())
     copies = snapshot_files(name, files, store, target, folder)
     try:
         _require_unchanged(name, spec, store, listing, "copied")
-        record.update(snapshot_prefix=folder, source_manifest=[info.to_dict() for info in files])
         frame = None
         if spec.kind == "tabular":
             logical = [info.path for info in files]
-            frame = _read_frame(name, settings, target, copies, logical, _where(record, target))
+            where = _where(target, spec.datastore, snapshot_in=target_name)
+            frame = _read_frame(name, settings, target, copies, logical, where)
         racer = registry.latest(name)
     except BaseException as error:
         discard_copies(target, [copy.path for copy in copies], error)
         raise
-    seen = latest["version"] if latest is not None else 0
-    if racer is not None and racer["version"] != seen and racer["fingerprint"] == fingerprint:
+    seen = latest.version if latest is not None else 0
+    if racer is not None and racer.version != seen and racer.fingerprint == fingerprint:
         # Another run snapshotted the same files meanwhile: keep its version, drop our copies.
         discard_copies(target, [copy.path for copy in copies])
         return Registration(record=racer, created=False, frame=None)
     # Copies are never deleted once the record write starts: a write that timed out may still
     # have landed, and a version must never lose its copies. A failure here leaves orphans.
-    return _register(registry, record, copies, frame)
+    return register_version(copies, frame, folder)
 
 
 def _read_pinned(
@@ -174,36 +206,19 @@ def _read_pinned(
     spec: DatasetSpec,
     settings: ReadSettings,
     store: FileDatastore,
-    record: Record,
     files: list[FileInfo],
 ) -> pd.DataFrame | None:
     """Read reference files in place, then make sure none changed while they were read."""
     if spec.kind != "tabular":
         return None
     logical = [info.path for info in files]
-    frame = _read_frame(name, settings, store, files, logical, _where(record, store))
+    frame = _read_frame(name, settings, store, files, logical, _where(store, spec.datastore))
     _require_unchanged(name, spec, store, listing_fingerprint(files), "read")
     return frame
 
 
-def _register(
-    registry: VersionRegistry, record: Record, files: list[FileInfo], frame: pd.DataFrame | None
-) -> Registration:
-    record = {
-        **record,
-        "manifest": [info.to_dict() for info in files],
-        "bytes": sum(info.size for info in files),
-    }
-    if frame is not None:
-        record.update(
-            schema=frame_schema(frame), row_count=len(frame), profile=frame_profile(frame)
-        )
-    stored = registry.register(record["dataset"], lambda version: {**record, "version": version})
-    return Registration(record=stored, created=True, frame=frame)
-
-
 def _snapshot_target(
-    name: str, registry: VersionRegistry, store: FileDatastore | None, store_name: str | None
+    name: str, registry: DatasetRegistry, store: FileDatastore | None, store_name: str | None
 ) -> tuple[FileDatastore, str]:
     if store_name is None:
         raise DatasetError(
@@ -382,17 +397,18 @@ def _columns_differ(name: str, path: str, first: str, found: list[Any], expected
 StoreOrStores = FileDatastore | Mapping[str, FileDatastore]
 
 
-def manifest_store(record: Record, stores: StoreOrStores) -> FileDatastore:
+def manifest_store(record: DatasetVersionRecord, stores: StoreOrStores) -> FileDatastore:
     """The store holding a version's files: the dataset's own (reference) or a snapshot store.
 
     Callers with a single store pass it; callers with several pass a name -> store mapping.
     """
-    name = record.get("manifest_store", record["datastore"])
+    name = record.manifest_store
+    what = f"dataset '{record.dataset}' version {record.version}"
     if isinstance(stores, FileDatastore):
         given = stores.store_name
-        if record.get("mode") == "snapshot" and given not in (name, type(stores).__name__):
+        if record.is_snapshot and given not in (name, type(stores).__name__):
             raise DatasetError(
-                f"dataset '{record['dataset']}' version {record['version']} is a snapshot kept "
+                f"{what} is a snapshot kept "
                 f"in datastore '{name}', but datastore '{given}' was given. Pass "
                 f"datastore '{name}' (the registry's), or a mapping of datastore names."
             )
@@ -401,13 +417,12 @@ def manifest_store(record: Record, stores: StoreOrStores) -> FileDatastore:
         store = stores[name]
     except KeyError:
         raise DatasetError(
-            f"dataset '{record['dataset']}' version {record['version']} keeps its files in "
+            f"{what} keeps its files in "
             f"datastore '{name}', which is not available here (have: {', '.join(stores)})."
         ) from None
     if not isinstance(store, FileDatastore):
         raise DatasetError(
-            f"dataset '{record['dataset']}' version {record['version']} keeps its files in "
-            f"datastore '{name}', which is not a file datastore."
+            f"{what} keeps its files in datastore '{name}', which is not a file datastore."
         )
     return store
 
@@ -418,24 +433,24 @@ def stores_from_resources(resources: Any, names: Iterable[str]) -> dict[str, Fil
     return {name: store for name, store in found.items() if isinstance(store, FileDatastore)}
 
 
-def version_files(record: Record) -> list[FileInfo]:
+def version_files(record: DatasetVersionRecord) -> list[FileInfo]:
     """The files a version pins (in ``manifest_store(record, ...)``), to download or open."""
-    return [FileInfo.from_dict(item) for item in record["manifest"]]
+    return record.files()
 
 
-def logical_paths(record: Record) -> list[str]:
+def logical_paths(record: DatasetVersionRecord) -> list[str]:
     """Each pinned file's path as the dataset sees it: a snapshot copy's original path."""
-    prefix = record.get("snapshot_prefix")
-    paths = [item["path"] for item in record["manifest"]]
+    prefix = record.snapshot_prefix
+    paths = [entry.path for entry in record.manifest]
     if not prefix:
         return paths
     return [path.removeprefix(f"{prefix}/") for path in paths]
 
 
-def changed_files(record: Record, store: FileDatastore) -> list[str]:
+def changed_files(record: DatasetVersionRecord, store: FileDatastore) -> list[str]:
     """Pinned files whose ETag or size differ now, as 'path (modified)' or 'path (deleted)'."""
     pinned = version_files(record)
-    prefix = record.get("snapshot_prefix")
+    prefix = record.snapshot_prefix
     if prefix:
         # One listing of the snapshot folder instead of a stat per file.
         now = {info.path: info for info in store.list_files(f"{prefix}/**")}
@@ -456,17 +471,17 @@ def changed_files(record: Record, store: FileDatastore) -> list[str]:
     return changed
 
 
-def verify_version(record: Record, stores: StoreOrStores) -> None:
+def verify_version(record: DatasetVersionRecord, stores: StoreOrStores) -> None:
     """Refuse a version whose pinned files (or snapshot copies) changed since registration."""
     store = manifest_store(record, stores)
     changed = changed_files(record, store)
     if not changed:
         return
-    name, version = record["dataset"], record["version"]
-    if record.get("mode") == "snapshot":
+    name, version = record.dataset, record.version
+    if record.is_snapshot:
         raise SnapshotChangedError(
             f"dataset '{name}' version {version} is a snapshot, but its copies in datastore "
-            f"'{record.get('manifest_store')}' were changed since it was registered: "
+            f"'{record.manifest_store}' were changed since it was registered: "
             f"{', '.join(changed)}. Snapshot copies must never be edited: restore them, or "
             "materialize the dataset to register a fresh snapshot of the current data."
         )
@@ -477,44 +492,49 @@ def verify_version(record: Record, stores: StoreOrStores) -> None:
     )
 
 
-def record_settings(record: Record, spec: DatasetSpec | None = None) -> ReadSettings:
+def record_settings(record: DatasetVersionRecord, spec: DatasetSpec | None = None) -> ReadSettings:
     """How to read a version: as recorded; records older than ``load_options`` use the spec."""
-    options = record.get("read_options") or {}
-    loading = record.get("load_options")
-    if loading is None:
-        loading = ReadSettings.from_spec(spec).load_options() if spec is not None else {}
+    options = record.read_options or ReadOptions()
+    loading = record.load_options
+    if loading is None and spec is not None:
+        loading = LoadOptions(**ReadSettings.from_spec(spec).load_options())
+    loading = loading or LoadOptions()
     return ReadSettings(
-        file_format=record.get("format") or (spec.file_format if spec else "csv"),
-        separator=options.get("separator", ","),
-        encoding=options.get("encoding", "utf-8"),
-        header=loading.get("header", True),
-        column_types=loading.get("column_types") or {},
-        partition_format=loading.get("partition_format"),
-        path_column=loading.get("path_column"),
-        timestamp_column=loading.get("timestamp_column"),
+        file_format=record.format or (spec.file_format if spec else "csv"),
+        separator=options.separator,
+        encoding=options.encoding,
+        header=loading.header,
+        column_types=dict(loading.column_types),
+        partition_format=loading.partition_format,
+        path_column=loading.path_column,
+        timestamp_column=loading.timestamp_column,
     )
 
 
-def _require_table(record: Record) -> None:
-    if record.get("kind", "tabular") == "file":
+def _require_table(record: DatasetVersionRecord) -> None:
+    if record.kind == "file":
         raise DatasetError(
-            f"dataset '{record['dataset']}' is a file dataset (kind: file): it has no table to "
+            f"dataset '{record.dataset}' is a file dataset (kind: file): it has no table to "
             "load. List its files with version_files() and open them from manifest_store(), "
             "or declare 'kind: tabular' with a 'format:' to load it as a table."
         )
 
 
-def _where(record: Record, store: FileDatastore) -> str:
-    if record.get("mode") == "snapshot":
+def _where(store: FileDatastore, datastore: str, snapshot_in: str | None = None) -> str:
+    """Where files are read from, for errors: a datastore, or a snapshot kept in another."""
+    if snapshot_in is not None:
         return (
-            f"snapshot in datastore '{record['manifest_store']}' ({store.describe()}) of "
-            f"datastore '{record['datastore']}'"
+            f"snapshot in datastore '{snapshot_in}' ({store.describe()}) of datastore '{datastore}'"
         )
-    return f"datastore '{record['datastore']}' ({store.describe()})"
+    return f"datastore '{datastore}' ({store.describe()})"
+
+
+def _record_where(record: DatasetVersionRecord, store: FileDatastore) -> str:
+    return _where(store, record.datastore, record.manifest_store if record.is_snapshot else None)
 
 
 def load_version(
-    record: Record, stores: StoreOrStores, spec: DatasetSpec | None = None
+    record: DatasetVersionRecord, stores: StoreOrStores, spec: DatasetSpec | None = None
 ) -> pd.DataFrame:
     """Read exactly the files a version pins, refusing if any of them changed since.
 
@@ -525,17 +545,17 @@ def load_version(
     store = manifest_store(record, stores)
     verify_version(record, store)
     return _read_frame(
-        record["dataset"],
+        record.dataset,
         record_settings(record, spec),
         store,
         version_files(record),
         logical_paths(record),
-        _where(record, store),
+        _record_where(record, store),
     )
 
 
 def iter_version_batches(
-    record: Record,
+    record: DatasetVersionRecord,
     stores: StoreOrStores,
     spec: DatasetSpec | None = None,
     batch_size: int = 65_536,
@@ -546,7 +566,7 @@ def iter_version_batches(
     has the same schema; rows come in file order (``timestamp_column`` is parsed, not sorted).
     Pinned files are verified before the first batch.
     """
-    name = record["dataset"]
+    name = record.dataset
     if batch_size < 1:
         raise DatasetError(f"dataset '{name}': batch_size must be at least 1, not {batch_size}.")
     _require_table(record)
@@ -556,7 +576,7 @@ def iter_version_batches(
     partitions = partition_format(name, settings)
     added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
     csv_types = _csv_types(record, settings, added)
-    where = _where(record, store)
+    where = _record_where(record, store)
     schema: pa.Schema | None = None
     first = ""
     for info, path in zip(version_files(record), logical_paths(record), strict=True):
@@ -587,7 +607,9 @@ def iter_version_batches(
                 yield _record_batch(name, frame, schema, path, first)
 
 
-def _csv_types(record: Record, settings: ReadSettings, added: set[Any]) -> dict[str, pa.DataType]:
+def _csv_types(
+    record: DatasetVersionRecord, settings: ReadSettings, added: set[Any]
+) -> dict[str, pa.DataType]:
     """CSV column types that make every block agree with the whole-file read of registration.
 
     Typed columns (declared, and the timestamp) are read as text and converted as load_version
@@ -603,9 +625,9 @@ def _csv_types(record: Record, settings: ReadSettings, added: set[Any]) -> dict[
         "datetime64[ns]": pa.timestamp("ns"),
     }
     csv_types: dict[str, pa.DataType] = {}
-    for column in record.get("schema") or []:
-        if column["name"] not in added and column["type"] in fixed:
-            csv_types[column["name"]] = fixed[column["type"]]
+    for column in record.table_schema or []:
+        if column.name not in added and column.type in fixed:
+            csv_types[column.name] = fixed[column.type]
     for name in settings.typed_columns():
         if name not in added:
             csv_types[name] = pa.string()
@@ -645,14 +667,14 @@ def _record_batch(
     return batch.replace_schema_metadata(None)
 
 
-def version_summary(record: Record) -> dict[str, Any]:
+def version_summary(record: DatasetVersionRecord) -> dict[str, Any]:
     """The few facts a person wants in a versions table."""
     return {
-        "version": record["version"],
-        "registered_at": record.get("registered_at", ""),
-        "mode": record.get("mode", "reference"),
-        "files": len(record.get("manifest", [])),
-        "rows": record.get("row_count"),
-        "fingerprint": record["fingerprint"][:12],
-        "run_id": (record.get("lineage", {}).get("run_id") or "")[:8],
+        "version": record.version,
+        "registered_at": record.registered_at.isoformat() if record.registered_at else "",
+        "mode": record.mode,
+        "files": len(record.manifest),
+        "rows": record.row_count,
+        "fingerprint": record.fingerprint[:12],
+        "run_id": (record.lineage.run_id or "")[:8],
     }

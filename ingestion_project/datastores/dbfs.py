@@ -3,8 +3,8 @@
 DBFS has no ETags and no conditional writes. Listings fingerprint a file from its modification
 time (ms) and size; writes go to a hidden temporary file in the target's folder that is then
 moved into place, and because DBFS refuses to move onto an existing file, that move is the
-create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see ``dbfs_sdk.FailFastClock``
-and ``DbfsDatastore._call``).
+create-if-absent guarantee. Retries and timeouts are ours, not the SDK's (see
+``dbfs_sdk.FailFastClock`` and ``DbfsDatastore._call``).
 """
 
 from __future__ import annotations

@@ -50,17 +50,17 @@ def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
     def drift_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         models = model_registry(context, catalog)
         model_record = models.require_champion(monitor.model)
-        trained_on = model_record["lineage"]["trained_on"]
+        trained_on = model_record.lineage.trained_on
         registry_store = getattr(context.resources, catalog.registry.datastore)
         datasets = dataset_registry(registry_store, catalog.registry.prefix)
-        baseline_record = datasets.get(trained_on["dataset"], trained_on["version"])
+        baseline_record = datasets.get(trained_on.dataset, trained_on.version)
         target_record = latest_dataset(context, catalog, target_name)
         pipeline = models.load_artifact(model_record)
 
         baseline_frame = load_version(
             baseline_record, stores_from_resources(context.resources, stores), baseline
         )
-        what = f"baseline {baseline_record['dataset']} v{baseline_record['version']}"
+        what = f"baseline {baseline_record.dataset} v{baseline_record.version}"
         baseline_scored = score(pipeline, baseline_frame, model_spec, what)
         current = read_predictions(
             getattr(context.resources, scoring.datastore),
@@ -80,9 +80,9 @@ def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             "drift_detected": detected,
             "lineage": {
                 "run_id": context.run.run_id,
-                "model": [model_record["model"], model_record["version"]],
-                "baseline": [baseline_record["dataset"], baseline_record["version"]],
-                "target": [target_record["dataset"], target_record["version"]],
+                "model": [model_record.model, model_record.version],
+                "baseline": [baseline_record.dataset, baseline_record.version],
+                "target": [target_record.dataset, target_record.version],
             },
         }
         paths = save_result(registry_store, catalog.registry.prefix, name, result_id, payload, html)
@@ -97,9 +97,9 @@ def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
                 DRIFT_DETECTED: detected,
                 RESULT_ID: result_id,
                 "drifted_columns": ", ".join(result.drifted_columns) or "none",
-                "model_version": model_record["version"],
-                "baseline": f"{baseline_record['dataset']} v{baseline_record['version']}",
-                "target": f"{target_record['dataset']} v{target_record['version']}",
+                "model_version": model_record.version,
+                "baseline": f"{baseline_record.dataset} v{baseline_record.version}",
+                "target": f"{target_record.dataset} v{target_record.version}",
                 "features": dg.MetadataValue.md(drift_markdown(result)),
                 "report_path": paths["report"],
             },

@@ -7,14 +7,14 @@ import json
 from typing import Any
 
 from ingestion_project.datastores.base import FileDatastore
-from ingestion_project.registry import Record
+from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
 
 
 def drift_result_id(
     monitor: str,
-    model_record: Record,
-    baseline_record: Record,
-    target_record: Record,
+    model_record: ModelVersionRecord,
+    baseline_record: DatasetVersionRecord,
+    target_record: DatasetVersionRecord,
     features: list[str],
     threshold: float,
 ) -> str:
@@ -22,9 +22,9 @@ def drift_result_id(
     payload = json.dumps(
         {
             "monitor": monitor,
-            "model": [model_record["model"], model_record["version"]],
-            "baseline": [baseline_record["dataset"], baseline_record["fingerprint"]],
-            "target": [target_record["dataset"], target_record["fingerprint"]],
+            "model": [model_record.model, model_record.version],
+            "baseline": [baseline_record.dataset, baseline_record.fingerprint],
+            "target": [target_record.dataset, target_record.fingerprint],
             "features": features,
             "threshold": threshold,
         },

@@ -69,7 +69,7 @@ def build_dataset_checks(
                     passed=outcome.passed,
                     severity=dg.AssetCheckSeverity.ERROR,
                     metadata={
-                        "dataset_version": record["version"],
+                        "dataset_version": record.version,
                         "expectations": outcome.expectations,
                         "failures": dg.MetadataValue.md(markdown_table(outcome.failures)),
                     },

@@ -12,7 +12,7 @@ from ingestion_project.datasets.versions import (
     stores_from_resources,
 )
 from ingestion_project.metadata import markdown_table
-from ingestion_project.registry import Record
+from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
 from ingestion_project.training.lifecycle import train_and_register
 from ingestion_project.training.registry import ModelRegistry
 from ingestion_project.training.scoring import (
@@ -29,7 +29,9 @@ def model_registry(context: dg.AssetExecutionContext, catalog: ProjectCatalog) -
     return ModelRegistry(getattr(context.resources, registry.datastore), registry.prefix)
 
 
-def latest_dataset(context: dg.AssetExecutionContext, catalog: ProjectCatalog, name: str) -> Record:
+def latest_dataset(
+    context: dg.AssetExecutionContext, catalog: ProjectCatalog, name: str
+) -> DatasetVersionRecord:
     registry = dataset_registry(
         getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
     )
@@ -60,17 +62,17 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
         latest = models.versions.latest(name)
         if latest is not None and already_trained(latest, dataset_record, code_version):
             context.log.info(
-                f"{name} version {latest['version']} was already trained on {spec.train_on} "
-                f"v{dataset_record['version']} with this declaration: nothing to train."
+                f"{name} version {latest.version} was already trained on {spec.train_on} "
+                f"v{dataset_record.version} with this declaration: nothing to train."
             )
             return dg.MaterializeResult(
                 metadata={
-                    "model_version": latest["version"],
+                    "model_version": latest.version,
                     "trained": False,
-                    "decision": f"skipped: v{latest['version']} already trained on "
-                    f"{spec.train_on} v{dataset_record['version']}",
+                    "decision": f"skipped: v{latest.version} already trained on "
+                    f"{spec.train_on} v{dataset_record.version}",
                 },
-                data_version=dg.DataVersion(f"v{latest['version']}"),
+                data_version=dg.DataVersion(f"v{latest.version}"),
             )
         stores = stores_from_resources(
             context.resources, [dataset.datastore, catalog.registry.datastore]
@@ -86,45 +88,47 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             code_version=code_version,
         )
         context.log.info(
-            f"Registered {name} version {record['version']} ({spec.metric} "
-            f"{record['metrics'][spec.metric]}); {record['decision']}."
+            f"Registered {name} version {record.version} ({spec.metric} "
+            f"{record.metrics[spec.metric]}); {record.decision}."
         )
         history = [
             {
-                "version": item["version"],
-                **item["metrics"],
-                "trained_on": f"{spec.train_on} v{item['lineage']['trained_on']['version']}",
-                "promoted": item["promoted"],
+                "version": item.version,
+                **item.metrics,
+                "trained_on": f"{spec.train_on} v{item.lineage.trained_on.version}",
+                "promoted": item.promoted,
             }
             for item in models.versions.all(name)
         ]
         champion = models.champion(name)
         return dg.MaterializeResult(
             metadata={
-                "model_version": record["version"],
+                "model_version": record.version,
                 "trained": True,
-                "champion_version": champion["version"] if champion else None,
-                "promoted": record["promoted"],
-                "decision": record["decision"],
-                **{f"holdout_{key}": value for key, value in record["metrics"].items()},
-                "trained_on": f"{spec.train_on} v{dataset_record['version']}",
-                "train_rows": record["train_rows"],
-                "holdout_rows": record["holdout_rows"],
+                "champion_version": champion.version if champion else None,
+                "promoted": record.promoted,
+                "decision": record.decision,
+                **{f"holdout_{key}": value for key, value in record.metrics.items()},
+                "trained_on": f"{spec.train_on} v{dataset_record.version}",
+                "train_rows": record.train_rows,
+                "holdout_rows": record.holdout_rows,
                 "features": ", ".join(spec.features),
                 "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
             },
-            data_version=dg.DataVersion(f"v{record['version']}"),
+            data_version=dg.DataVersion(f"v{record.version}"),
         )
 
     return model_asset
 
 
-def already_trained(model_record: Record, dataset_record: Record, code_version: str) -> bool:
+def already_trained(
+    model_record: ModelVersionRecord, dataset_record: DatasetVersionRecord, code_version: str
+) -> bool:
     """Same data version and same declaration: training again would only repeat the last run."""
-    lineage = model_record["lineage"]
+    lineage = model_record.lineage
     return (
-        lineage["trained_on"]["fingerprint"] == dataset_record["fingerprint"]
-        and lineage["code_version"] == code_version
+        lineage.trained_on.fingerprint == dataset_record.fingerprint
+        and lineage.code_version == code_version
     )
 
 
@@ -167,22 +171,22 @@ def build_predictions_asset(
         )
         frame = load_version(dataset_record, stores, dataset)
         pipeline = models.load_artifact(model_record)
-        what = f"dataset '{scoring.dataset}' version {dataset_record['version']}"
+        what = f"dataset '{scoring.dataset}' version {dataset_record.version}"
         scored = score(pipeline, frame, spec, what)
         path = predictions_path(scoring.path, model_record, dataset_record)
         written = write_predictions(getattr(context.resources, scoring.datastore), path, scored)
         metrics = live_metrics(scored, pipeline, spec) or {}
         context.log.info(
-            f"Scored {len(scored)} rows of {scoring.dataset} v{dataset_record['version']} with "
-            f"{name} v{model_record['version']} -> {path}"
+            f"Scored {len(scored)} rows of {scoring.dataset} v{dataset_record.version} with "
+            f"{name} v{model_record.version} -> {path}"
             + ("" if written else " (already there, unchanged)")
         )
         yield dg.MaterializeResult(
             metadata={
                 "path": path,
                 "datastore": scoring.datastore,
-                "model_version": model_record["version"],
-                "dataset_version": dataset_record["version"],
+                "model_version": model_record.version,
+                "dataset_version": dataset_record.version,
                 "dagster/row_count": len(scored),
                 "mean_prediction": round(float(scored[PREDICTION].mean()), 3),
                 **{f"live_{key}": value for key, value in metrics.items()},

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingestion_project.datastores.base import FileDatastore
-from ingestion_project.registry import Record, RegistryError, VersionRegistry
+from ingestion_project.records import AliasRecord, ModelVersionRecord
+from ingestion_project.registry import RegistryError, VersionRegistry
 
 CHAMPION = "champion"
 
@@ -22,8 +23,8 @@ class ModelRegistry:
     prefix: str
 
     @property
-    def versions(self) -> VersionRegistry:
-        return VersionRegistry(self.store, self.prefix, "models")
+    def versions(self) -> VersionRegistry[ModelVersionRecord]:
+        return VersionRegistry(self.store, self.prefix, "models", ModelVersionRecord)
 
     def save_artifact(self, model: str, pipeline: Any) -> tuple[str, str]:
         """Write the fitted pipeline first, under a unique name, so a racer never overwrites it."""
@@ -36,22 +37,22 @@ class ModelRegistry:
         self.store.write_bytes(path, payload, overwrite=False)
         return path, hashlib.sha256(payload).hexdigest()
 
-    def load_artifact(self, record: Record) -> Any:
+    def load_artifact(self, record: ModelVersionRecord) -> Any:
         import joblib
 
-        payload = self.store.read_bytes(record["artifact"]["path"])
-        if hashlib.sha256(payload).hexdigest() != record["artifact"]["sha256"]:
+        payload = self.store.read_bytes(record.artifact.path)
+        if hashlib.sha256(payload).hexdigest() != record.artifact.sha256:
             raise RegistryError(
-                f"model '{record['model']}' version {record['version']}: the artifact at "
-                f"{record['artifact']['path']} does not match its recorded checksum. Retrain."
+                f"model '{record.model}' version {record.version}: the artifact at "
+                f"{record.artifact.path} does not match its recorded checksum. Retrain."
             )
         return joblib.load(io.BytesIO(payload))
 
-    def champion(self, model: str) -> Record | None:
+    def champion(self, model: str) -> ModelVersionRecord | None:
         alias = self.versions.get_alias(model, CHAMPION)
-        return self.versions.get(model, alias["version"]) if alias else None
+        return self.versions.get(model, alias.version) if alias else None
 
-    def require_champion(self, model: str) -> Record:
+    def require_champion(self, model: str) -> ModelVersionRecord:
         record = self.champion(model)
         if record is None:
             raise RegistryError(
@@ -60,7 +61,7 @@ class ModelRegistry:
             )
         return record
 
-    def promote(self, record: Record, reason: str) -> None:
+    def promote(self, record: ModelVersionRecord, reason: str) -> None:
         self.versions.set_alias(
-            record["model"], CHAMPION, {"version": record["version"], "reason": reason}
+            record.model, CHAMPION, AliasRecord(version=record.version, reason=reason)
         )

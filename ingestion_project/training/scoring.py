@@ -9,17 +9,19 @@ import pandas as pd
 
 from ingestion_project.catalog.spec import ModelSpec
 from ingestion_project.datastores.base import FileDatastore
-from ingestion_project.registry import Record
+from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
 from ingestion_project.training.estimators import evaluate, require_columns
 
 PREDICTION = "prediction"
 
 
-def predictions_path(folder: str, model_record: Record, dataset_record: Record) -> str:
+def predictions_path(
+    folder: str, model_record: ModelVersionRecord, dataset_record: DatasetVersionRecord
+) -> str:
     """One immutable file per (model version, data version): scoring twice changes nothing."""
     return (
-        f"{folder.strip('/')}/{model_record['model']}/model_v{model_record['version']}"
-        f"__{dataset_record['dataset']}_v{dataset_record['version']}.parquet"
+        f"{folder.strip('/')}/{model_record.model}/model_v{model_record.version}"
+        f"__{dataset_record.dataset}_v{dataset_record.version}.parquet"
     )
 
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion_project.datasets.versions import dataset_registry
+from ingestion_project.datasets.versions import DatasetRegistry, dataset_registry
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore
 
 
@@ -28,5 +27,5 @@ def registry_store(tmp_path: Path) -> LocalDatastore:
 
 
 @pytest.fixture
-def registry(registry_store: LocalDatastore) -> VersionRegistry:
+def registry(registry_store: LocalDatastore) -> DatasetRegistry:
     return dataset_registry(registry_store, "_reg")

@@ -218,7 +218,7 @@ def test_datasets_and_versions_summarize_the_registry(
     first = versions[0]
     assert (first.rows, first.files, first.bytes, first.mode) == (3, 1, len(JAN), "reference")
     assert first.run_id == "run-0001"
-    assert first.fingerprint == two_versions[0].record["fingerprint"]
+    assert first.fingerprint == two_versions[0].record.fingerprint
     assert first.registered_at is not None
     assert first.used_by == []
 
@@ -281,11 +281,12 @@ def test_download_refuses_to_overwrite_a_different_file(
 def test_download_refuses_pinned_paths_that_leave_the_target(
     workspace: Workspace, two_versions: tuple[Registration, Registration], tmp_path: Path
 ) -> None:
-    record = dict(workspace.get("rides", 1).record)
-    pinned = record["manifest"][0]
+    record = workspace.get("rides", 1).record
+    pinned = record.manifest[0]
     for escape in ("../../escape.csv", "/tmp/escape.csv"):
-        record["manifest"] = [pinned, {**pinned, "path": escape}]
-        tampered = DatasetVersion(workspace, "rides", record)
+        manifest = [pinned, pinned.model_copy(update={"path": escape})]
+        altered = record.model_copy(update={"manifest": manifest})
+        tampered = DatasetVersion(workspace, "rides", altered)
 
         with pytest.raises(UnsafePathError, match=f"pinned path '{escape}' is not a safe"):
             tampered.download(tmp_path / "out" / "inner")
@@ -394,9 +395,9 @@ def test_uploaded_files_and_a_written_frame_register_as_datasets(
     uploaded_rows = register(workspace, "uploaded").record
     framed = register(workspace, "framed").record
 
-    assert uploaded_rows["row_count"] == 3  # the glob is one folder deep: 2011-02 is below it
+    assert uploaded_rows.row_count == 3  # the glob is one folder deep: 2011-02 is below it
     assert_frame_equal(workspace.get("uploaded").to_pandas(), pd.read_csv(jan))
-    assert framed["format"] == "parquet"
+    assert framed.format == "parquet"
     assert_frame_equal(workspace.get("framed").to_pandas(), frame)
 
 
@@ -472,7 +473,7 @@ def test_the_demo_catalog_reads_the_demo_data_and_knows_the_model_trained_on_it(
     assert workspace.home == home.resolve()
     history = workspace.get("bikeshare_history")
     frame = history.to_pandas()
-    assert len(frame) == history.record["row_count"]
+    assert len(frame) == history.record.row_count
     assert frame["timestamp"].is_monotonic_increasing
     batches = list(history.iter_batches(batch_size=1000))
     assert len(batches) > 1
@@ -593,7 +594,7 @@ def test_a_snapshot_version_keeps_reading_its_copies_after_the_originals_change(
     ]
     assert [path.read_text() for path in written] == [JAN, FEB]
     copy = version.files()[0].path
-    assert copy.startswith(f"{registered['snapshot_prefix']}/")
+    assert copy.startswith(f"{registered.snapshot_prefix}/")
     with version.open(copy) as stream:
         assert stream.read() == JAN.encode()
 

@@ -87,7 +87,7 @@ def test_versions_is_a_table_newest_first(catalog: Path, registered: Workspace) 
         "5",
         "2",
         "reference",
-        second["fingerprint"][:12],
+        second.fingerprint[:12],
         "fedcba98",
         "-",
     ]
@@ -95,7 +95,7 @@ def test_versions_is_a_table_newest_first(catalog: Path, registered: Workspace) 
         "3",
         "1",
         "reference",
-        first["fingerprint"][:12],
+        first.fingerprint[:12],
         "01234567",
         "-",
     ]
@@ -115,7 +115,7 @@ def test_show_gives_schema_profile_manifest_and_lineage(
     code, out = run(catalog, "show", "rides:1")
 
     assert code == 0, out
-    fingerprint = registered.registry.get("rides", 1)["fingerprint"]
+    fingerprint = registered.registry.get("rides", 1).fingerprint
     assert "Dataset rides version 1 (the latest is 2), registered " in out
     assert (
         "  tabular dataset in reference mode; datastore landing, path rides/*.csv; format csv"

@@ -16,12 +16,13 @@ from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets import formats
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
+    DatasetRegistry,
     iter_version_batches,
     load_version,
     register_file_dataset,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import DatasetVersionRecord
 from ingestion_project_tests.datasets.dataset_helpers import (
     CountingDatastore,
     ForwardOnlyDatastore,
@@ -54,7 +55,7 @@ def long_header(columns: int = 3_000) -> pd.DataFrame:
 SHAPES = {"long_row": long_row, "long_header": long_header}
 
 
-def register(store: LocalDatastore, registry: VersionRegistry) -> Record:
+def register(store: LocalDatastore, registry: DatasetRegistry) -> DatasetVersionRecord:
     return register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c").record
 
 
@@ -64,7 +65,7 @@ def streamed(batches: list[pa.RecordBatch]) -> pd.DataFrame:
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_csv_with_a_line_longer_than_a_block_registers_and_loads(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path, shape: str
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path, shape: str
 ) -> None:
     frame = SHAPES[shape]()
     (landing / "in").mkdir(parents=True)
@@ -72,14 +73,14 @@ def test_a_csv_with_a_line_longer_than_a_block_registers_and_loads(
 
     record = register(store, registry)
 
-    assert record["row_count"] == len(frame)
+    assert record.row_count == len(frame)
     assert_frame_equal(load_version(record, store), frame)
 
 
 @pytest.mark.parametrize("forward_only", [False, True], ids=["seekable", "forward_only"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_csv_with_a_line_longer_than_a_block_streams_every_row_once(
-    registry: VersionRegistry, landing: Path, shape: str, forward_only: bool
+    registry: DatasetRegistry, landing: Path, shape: str, forward_only: bool
 ) -> None:
     """The long row comes after batches were given: the new start goes on after them."""
     frame = SHAPES[shape]()
@@ -96,7 +97,7 @@ def test_a_csv_with_a_line_longer_than_a_block_streams_every_row_once(
 
 def test_a_line_longer_than_the_largest_block_is_an_error_that_gives_no_block_advice(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -132,7 +133,7 @@ def test_a_line_longer_than_the_largest_block_is_an_error_that_gives_no_block_ad
     ],
 )
 def test_a_malformed_csv_still_names_the_dataset_the_datastore_and_the_file(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path, text: str, detail: str
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path, text: str, detail: str
 ) -> None:
     write(landing, "in/a.csv", text)
 

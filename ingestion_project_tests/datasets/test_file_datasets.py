@@ -4,16 +4,17 @@ import dagster as dg
 import pytest
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
-from ingestion_project.datasets.assets import build_dataset_assets
+from ingestion_project.datasets.assets import VERSIONS_SHOWN, build_dataset_assets, dataset_metadata
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     iter_version_batches,
     load_version,
     register_file_dataset,
     version_files,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.records import ManifestEntry
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
 NAME = "images"
@@ -28,7 +29,7 @@ def put_photos(landing: Path, count: int) -> None:
 
 
 def test_a_file_dataset_records_its_files_without_reading_any(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put_photos(landing, 4)
     write(landing, "photos/readme.txt", "not a photo")
@@ -39,18 +40,17 @@ def test_a_file_dataset_records_its_files_without_reading_any(
     assert store.opened == []
     assert outcome.created
     assert outcome.frame is None
-    assert record["kind"] == "file"
-    assert record["mode"] == "reference"
-    assert record["manifest"] == [info.to_dict() for info in store.list_files(SPEC.path or "")]
-    assert record["bytes"] == 1 + 2 + 3 + 4
+    assert record.kind == "file"
+    assert record.mode == "reference"
+    assert record.manifest == [ManifestEntry.of(info) for info in store.list_files(SPEC.path or "")]
+    assert record.bytes == 1 + 2 + 3 + 4
     assert version_files(record) == store.list_files(SPEC.path or "")
-    for absent in ("schema", "profile", "row_count"):
-        assert absent not in record
+    assert (record.table_schema, record.profile, record.row_count) == (None, None, None)
     assert registry.latest(NAME) == record
 
 
 def test_an_unchanged_file_dataset_gives_no_new_version_and_a_new_file_does(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put_photos(landing, 2)
     first = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
@@ -61,13 +61,13 @@ def test_an_unchanged_file_dataset_gives_no_new_version_and_a_new_file_does(
     assert not again.created
     assert again.record == first.record
     assert newer.created
-    assert newer.record["version"] == 2
-    assert len(newer.record["manifest"]) == 3
+    assert newer.record.version == 2
+    assert len(newer.record.manifest) == 3
     assert store.opened == []
 
 
 def test_a_file_dataset_has_no_table_to_load(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put_photos(landing, 1)
     record = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c").record
@@ -113,3 +113,28 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
     for absent in ("dagster/row_count", "dagster/column_schema", "profile"):
         assert absent not in metadata
     assert asset.specs_by_key[dg.AssetKey(NAME)].kinds == {"files"}
+
+
+def test_the_versions_table_reads_only_the_versions_it_shows(
+    store: CountingDatastore,
+    registry: DatasetRegistry,
+    landing: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for count in range(1, VERSIONS_SHOWN + 3):
+        put_photos(landing, count)
+        outcome = register_file_dataset(NAME, SPEC, store, registry, run_id="r", code_version="c")
+    read: list[int] = []
+    get = registry.get
+
+    def counting_get(name: str, version: int):
+        read.append(version)
+        return get(name, version)
+
+    monkeypatch.setattr(registry, "get", counting_get)
+
+    table = dataset_metadata(outcome, registry)["versions"].value
+
+    shown = [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]]
+    assert shown == [str(number) for number in range(VERSIONS_SHOWN + 2, 2, -1)]
+    assert sorted(read) == list(range(3, VERSIONS_SHOWN + 3))

@@ -11,11 +11,11 @@ from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     load_version,
     register_file_dataset,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
 from ingestion_project_tests.catalogs import project_catalog_of
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
@@ -117,12 +117,12 @@ def put_parquet(root: Path, relative: str, frame: pd.DataFrame) -> None:
     frame.to_parquet(target, index=False)
 
 
-def register(store: LocalDatastore, registry: VersionRegistry, spec: DatasetSpec):
+def register(store: LocalDatastore, registry: DatasetRegistry, spec: DatasetSpec):
     return register_file_dataset(NAME, spec, store, registry, run_id="r", code_version="c")
 
 
 def test_partition_values_and_the_path_become_columns_end_to_end(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put_parquet(landing, "data/eu/2024/01/31/part-0.parquet", pd.DataFrame({"amount": [1, 2]}))
     put_parquet(landing, "data/us/2024/02/01/part-0.parquet", pd.DataFrame({"amount": [3]}))
@@ -152,14 +152,14 @@ def test_partition_values_and_the_path_become_columns_end_to_end(
     assert spec.path == "data/*/*/*/*/*.parquet"
     assert_frame_equal(outcome.frame, expected)
     assert_frame_equal(loaded, expected)
-    assert outcome.record["load_options"]["partition_format"] == spec.partition_format
-    schema = {column["name"]: column["type"] for column in outcome.record["schema"]}
+    assert outcome.record.load_options.partition_format == spec.partition_format
+    schema = {column.name: column.type for column in outcome.record.table_schema or []}
     assert schema["region"] == "object"
     assert schema["date"] == "datetime64[ns]"
 
 
 def test_a_declared_type_applies_to_a_partition_column(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "by_region/eu/a.csv", "amount\n1\n")
     write(landing, "by_region/us/a.csv", "amount\n2\n")
@@ -177,7 +177,7 @@ def test_a_declared_type_applies_to_a_partition_column(
 
 
 def test_a_listed_file_that_does_not_fit_the_format_is_named_and_nothing_is_read(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put_parquet(landing, "data/eu/2024/01/31/part-0.parquet", pd.DataFrame({"amount": [1]}))
     put_parquet(landing, "data/eu/latest/part-0.parquet", pd.DataFrame({"amount": [2]}))
@@ -199,7 +199,7 @@ def test_a_listed_file_that_does_not_fit_the_format_is_named_and_nothing_is_read
 
 
 def test_an_impossible_date_in_a_path_is_an_error_naming_the_file(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "days/2024-02-30.csv", "amount\n1\n")
     spec = DatasetSpec(datastore="landing", partition_format="days/{day:yyyy-MM-dd}.csv")
@@ -217,7 +217,7 @@ def test_an_impossible_date_in_a_path_is_an_error_naming_the_file(
 )
 def test_a_generated_column_that_clashes_with_a_file_column_is_refused(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     options: dict[str, str],
     clash: str,

@@ -7,24 +7,25 @@ from pandas.testing import assert_frame_equal
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
+    DatasetRegistry,
     Registration,
     load_version,
     register_file_dataset,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.records import ReadOptions
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, write
 
 NAME = "stations"
 
 
-def register(store: LocalDatastore, registry: VersionRegistry, **options: object) -> Registration:
+def register(store: LocalDatastore, registry: DatasetRegistry, **options: object) -> Registration:
     spec = DatasetSpec(datastore="landing", path="in/*.csv", **options)  # type: ignore[arg-type]
     return register_file_dataset(NAME, spec, store, registry, run_id="r", code_version="c")
 
 
 def test_a_headerless_csv_gets_col_n_names_and_types_can_name_them(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "in/a.csv", "1,007,north\n2,010,south\n")
 
@@ -40,11 +41,11 @@ def test_a_headerless_csv_gets_col_n_names_and_types_can_name_them(
     )
     assert_frame_equal(outcome.frame, expected)
     assert_frame_equal(loaded, expected)
-    assert outcome.record["load_options"]["header"] is False
+    assert outcome.record.load_options.header is False
 
 
 def test_declared_column_types_are_applied_and_recorded(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(
         landing,
@@ -74,7 +75,7 @@ def test_declared_column_types_are_applied_and_recorded(
         pd.Timestamp("2011-03-01"),
     ]
     assert loaded["kind"].tolist() == ["dock", "kiosk", "hub"]
-    assert {column["name"]: column["type"] for column in outcome.record["schema"]} == {
+    assert {column.name: column.type for column in outcome.record.table_schema or []} == {
         "code": "string",
         "open": "bool",
         "since": "datetime64[ns]",
@@ -83,7 +84,7 @@ def test_declared_column_types_are_applied_and_recorded(
         "lat": "float64",
     }
     assert_frame_equal(outcome.frame, loaded)
-    assert outcome.record["load_options"]["column_types"] == column_types
+    assert outcome.record.load_options.column_types == column_types
 
 
 @pytest.mark.parametrize(
@@ -101,7 +102,7 @@ def test_declared_column_types_are_applied_and_recorded(
 )
 def test_a_value_that_does_not_convert_names_file_column_row_and_value(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     declared: str,
     rows: list[str],
@@ -120,7 +121,7 @@ def test_a_value_that_does_not_convert_names_file_column_row_and_value(
 
 
 def test_a_declared_column_missing_from_a_file_is_named(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "in/a.csv", "id,temp\n1,0.5\n")
 
@@ -142,7 +143,7 @@ def test_a_declared_column_missing_from_a_file_is_named(
 )
 def test_separator_and_encoding_are_used_and_recorded(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     separator: str,
     encoding: str,
@@ -155,7 +156,7 @@ def test_separator_and_encoding_are_used_and_recorded(
 
     expected = pd.DataFrame({"id": [1], "name": ["Zürich"]})
     assert_frame_equal(load_version(outcome.record, store), expected)
-    assert outcome.record["read_options"] == {"separator": separator, "encoding": encoding}
+    assert outcome.record.read_options == ReadOptions(separator=separator, encoding=encoding)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +168,7 @@ def test_separator_and_encoding_are_used_and_recorded(
 )
 def test_unusable_read_options_name_the_option(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     options: dict[str, str],
     message: str,
@@ -179,7 +180,7 @@ def test_unusable_read_options_name_the_option(
 
 
 def test_changing_how_unchanged_files_are_read_registers_a_new_version(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "in/a.csv", "code\n007\n")
     first = register(store, registry)
@@ -189,14 +190,14 @@ def test_changing_how_unchanged_files_are_read_registers_a_new_version(
 
     assert not again.created
     assert retyped.created
-    assert retyped.record["version"] == 2
-    assert retyped.record["listing_fingerprint"] == first.record["listing_fingerprint"]
+    assert retyped.record.version == 2
+    assert retyped.record.listing_fingerprint == first.record.listing_fingerprint
     assert load_version(first.record, store)["code"].tolist() == [7]
     assert load_version(retyped.record, store)["code"].tolist() == ["007"]
 
 
 def test_a_version_loads_as_registered_even_if_the_spec_changed_since(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "in/a.csv", "code,at\n007,2011-01-02\n010,2011-01-01\n")
     record = register(store, registry, column_types={"code": "string"}).record
@@ -209,11 +210,11 @@ def test_a_version_loads_as_registered_even_if_the_spec_changed_since(
 
 
 def test_a_record_without_load_options_falls_back_to_the_spec(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "in/a.csv", "code,at\n007,2011-01-02\n010,2011-01-01\n")
-    record = dict(register(store, registry).record)
-    del record["load_options"]  # as registered before load_options existed
+    # As registered before load_options existed.
+    record = register(store, registry).record.model_copy(update={"load_options": None})
     spec = DatasetSpec(datastore="landing", path="in/*.csv", timestamp_column="at")
 
     loaded = load_version(record, store, spec)

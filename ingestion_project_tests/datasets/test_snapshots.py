@@ -14,6 +14,7 @@ from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     Registration,
     SnapshotChangedError,
     dataset_registry,
@@ -23,7 +24,7 @@ from ingestion_project.datasets.versions import (
     version_files,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.records import ManifestEntry
 from ingestion_project_tests.datasets.dataset_helpers import CountingDatastore, bump_mtime, write
 
 NAME = "rides"
@@ -43,13 +44,13 @@ def registry_store(registry_root: Path) -> CountingDatastore:
 
 
 @pytest.fixture
-def registry(registry_store: CountingDatastore) -> VersionRegistry:
+def registry(registry_store: CountingDatastore) -> DatasetRegistry:
     return dataset_registry(registry_store, "_reg")
 
 
 def snapshot(
     store: LocalDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     spec: DatasetSpec = SPEC,
     **options: object,
 ) -> Registration:
@@ -82,7 +83,7 @@ def test_snapshot_prefix_puts_each_version_in_its_own_token_folder() -> None:
 def test_a_snapshot_copies_each_file_and_pins_the_copies(
     store: CountingDatastore,
     registry_store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
@@ -91,11 +92,11 @@ def test_a_snapshot_copies_each_file_and_pins_the_copies(
     outcome = snapshot(store, registry, upstream=[{"dataset": "raw", "version": 3}])
 
     record = outcome.record
-    folder = record["snapshot_prefix"]
+    folder = record.snapshot_prefix or ""
     assert folder.startswith("_reg/snapshots/rides/")
-    assert record["mode"] == "snapshot"
-    assert record["manifest_store"] == "registry"
-    assert record["datastore"] == "landing"
+    assert record.mode == "snapshot"
+    assert record.manifest_store == "registry"
+    assert record.datastore == "landing"
     assert [info.path for info in version_files(record)] == [
         f"{folder}/rides/2011-01.csv",
         f"{folder}/rides/2011-02.csv",
@@ -103,10 +104,11 @@ def test_a_snapshot_copies_each_file_and_pins_the_copies(
     assert version_files(record) == [
         registry_store.stat(info.path) for info in version_files(record)
     ]
-    assert record["source_manifest"] == [info.to_dict() for info in store.list_files("rides/*.csv")]
+    originals = store.list_files("rides/*.csv")
+    assert record.source_manifest == [ManifestEntry.of(info) for info in originals]
     assert logical_paths(record) == ["rides/2011-01.csv", "rides/2011-02.csv"]
-    assert record["row_count"] == 3
-    assert record["lineage"]["upstream"] == [{"dataset": "raw", "version": 3}]
+    assert record.row_count == 3
+    assert record.lineage.upstream == [{"dataset": "raw", "version": 3}]
     assert outcome.frame is not None
     assert outcome.frame["file"].tolist() == ["rides/2011-01.csv"] * 2 + ["rides/2011-02.csv"]
     # The table was read from the copies, never from the originals a second time.
@@ -117,7 +119,7 @@ def test_a_snapshot_copies_each_file_and_pins_the_copies(
 def test_a_snapshot_still_loads_after_its_originals_change_or_vanish(
     store: CountingDatastore,
     registry_store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
 ) -> None:
     jan = write(landing, "rides/2011-01.csv", JAN)
@@ -131,9 +133,9 @@ def test_a_snapshot_still_loads_after_its_originals_change_or_vanish(
 
     after = load_version(record, {"landing": store, "registry": registry_store}, SPEC)
     assert_frame_equal(after, before)
-    assert after["temp"].tolist() == [0.5, 1.5, 2.5]
+    assert after.temp.tolist() == [0.5, 1.5, 2.5]
     newer = snapshot(store, registry)
-    assert newer.record["version"] == 2
+    assert newer.record.version == 2
     assert newer.frame is not None
     assert newer.frame["temp"].tolist() == [9.5, 1.5]
 
@@ -141,7 +143,7 @@ def test_a_snapshot_still_loads_after_its_originals_change_or_vanish(
 def test_an_unchanged_listing_copies_nothing_and_gives_no_new_version(
     store: CountingDatastore,
     registry_store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     registry_root: Path,
 ) -> None:
@@ -160,16 +162,16 @@ def test_an_unchanged_listing_copies_nothing_and_gives_no_new_version(
 
 
 def test_switching_a_dataset_to_snapshot_mode_registers_a_snapshot_version(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
     reference = snapshot(store, registry, DatasetSpec(datastore="landing", path="rides/*.csv"))
 
     snapped = snapshot(store, registry)
 
-    assert reference.record["mode"] == "reference"
+    assert reference.record.mode == "reference"
     assert snapped.created
-    assert snapped.record["mode"] == "snapshot"
+    assert snapped.record.mode == "snapshot"
 
 
 class FailingDatastore(CountingDatastore):
@@ -192,7 +194,7 @@ class UndeletableDatastore(CountingDatastore):
 
 
 def test_a_failure_midway_leaves_no_version_and_removes_the_copies(
-    registry: VersionRegistry, landing: Path, registry_root: Path
+    registry: DatasetRegistry, landing: Path, registry_root: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
     write(landing, "rides/2011-02.csv", FEB)
@@ -227,7 +229,7 @@ def test_copies_that_cannot_be_removed_are_noted_on_the_error(
 
 
 def test_a_bad_file_after_copying_leaves_no_version_and_no_copies(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path, registry_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path, registry_root: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
     write(landing, "rides/2011-02.csv", "id,temperature\n3,2.5\n")
@@ -243,7 +245,7 @@ def test_a_bad_file_after_copying_leaves_no_version_and_no_copies(
 def test_an_edited_snapshot_copy_is_detected_and_a_fresh_snapshot_repairs_it(
     store: CountingDatastore,
     registry_store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     registry_root: Path,
     damage: str,
@@ -267,13 +269,13 @@ def test_an_edited_snapshot_copy_is_detected_and_a_fresh_snapshot_repairs_it(
     assert "must never be edited" in message
     repaired = snapshot(store, registry)
     assert repaired.created
-    assert repaired.record["version"] == 2
-    assert repaired.record["snapshot_prefix"] != record["snapshot_prefix"]
+    assert repaired.record.version == 2
+    assert repaired.record.snapshot_prefix != record.snapshot_prefix
     assert load_version(repaired.record, registry_store)["temp"].tolist() == [0.5, 1.5]
 
 
 def test_a_snapshot_needs_its_own_store_to_load(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
     record = snapshot(store, registry).record
@@ -285,7 +287,7 @@ def test_a_snapshot_needs_its_own_store_to_load(
 
 
 def test_snapshot_mode_without_a_snapshot_store_name_is_refused(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
 
@@ -294,7 +296,7 @@ def test_snapshot_mode_without_a_snapshot_store_name_is_refused(
 
 
 def test_a_partitioned_snapshot_reads_partitions_from_the_original_paths(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(landing, "by_day/2024/01/31/a.csv", "n\n1\n")
     spec = DatasetSpec(
@@ -321,14 +323,14 @@ def test_a_partitioned_snapshot_reads_partitions_from_the_original_paths(
 
 
 def test_a_file_dataset_snapshot_copies_files_without_a_schema(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path, registry_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path, registry_root: Path
 ) -> None:
     write(landing, "docs/a.pdf", "%PDF-1")
     spec = DatasetSpec(kind="file", datastore="landing", path="docs/*.pdf", mode="snapshot")
 
     record = snapshot(store, registry, spec).record
 
-    assert "schema" not in record
+    assert record.table_schema is None
     assert (registry_root / version_files(record)[0].path).read_text() == "%PDF-1"
 
 
@@ -378,7 +380,7 @@ class RacingDatastore(CountingDatastore):
 
 
 def test_a_racer_that_snapshots_the_same_files_first_wins_and_our_copies_go(
-    registry: VersionRegistry, landing: Path, registry_root: Path
+    registry: DatasetRegistry, landing: Path, registry_root: Path
 ) -> None:
     write(landing, "rides/2011-01.csv", JAN)
     source = RacingDatastore(name="landing", root=str(landing))
@@ -392,7 +394,7 @@ def test_a_racer_that_snapshots_the_same_files_first_wins_and_our_copies_go(
     assert ours.record == racer[0].record
     assert registry.version_numbers(NAME) == [1]
     assert snapshot_files_on_disk(registry_root) == [
-        f"rides/{racer[0].record['snapshot_prefix'].rsplit('/', 1)[1]}/rides/2011-01.csv"
+        f"rides/{(racer[0].record.snapshot_prefix or '').rsplit('/', 1)[1]}/rides/2011-01.csv"
     ]
 
 

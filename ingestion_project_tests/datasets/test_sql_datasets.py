@@ -36,6 +36,7 @@ from ingestion_project.datasets.sql_datasets import (
 )
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     Registration,
     dataset_registry,
     load_version,
@@ -43,7 +44,7 @@ from ingestion_project.datasets.versions import (
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.datastores.sql import MySqlDatastore, PostgresDatastore, ServerSqlDatastore
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.records import DatasetLineage, ManifestEntry, ProfileRow
 from ingestion_project_tests.servers import require_tcp_server
 
 HOST, DATABASE = "127.0.0.1", "test"
@@ -131,7 +132,7 @@ def snapshots(tmp_path: Path) -> LocalDatastore:
 
 
 @pytest.fixture
-def registry(snapshots: LocalDatastore) -> VersionRegistry:
+def registry(snapshots: LocalDatastore) -> DatasetRegistry:
     return dataset_registry(snapshots, PREFIX)
 
 
@@ -149,7 +150,7 @@ def register(
     source: SqlTable,
     spec: DatasetSpec,
     snapshots: LocalDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     **options: Any,
 ) -> Registration:
     return register_sql_dataset(
@@ -171,36 +172,36 @@ def snapshot_files(snapshots: LocalDatastore) -> list[str]:
 
 
 def test_versions_are_snapshots_that_survive_changes_to_the_table(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     first = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=3)
 
     record = first.record
     assert first.created and first.frame is None
-    assert record["version"] == 1
-    assert record["mode"] == "snapshot"
-    assert record["format"] == "parquet"
-    assert record["datastore"] == SOURCE
-    assert record["manifest_store"] == SNAPSHOTS
-    assert record["query"].endswith("ORDER BY id")
-    assert record["row_count"] == 5
-    assert record["warnings"] == []
-    assert record["lineage"] == {"run_id": "run-1", "code_version": "code-v1", "upstream": []}
-    assert record["tables"] == {source.table: source.store.table_fingerprint(source.table)}
-    paths = [item["path"] for item in record["manifest"]]
+    assert record.version == 1
+    assert record.mode == "snapshot"
+    assert record.format == "parquet"
+    assert record.datastore == SOURCE
+    assert record.manifest_store == SNAPSHOTS
+    assert (record.query or "").endswith("ORDER BY id")
+    assert record.row_count == 5
+    assert record.warnings == []
+    assert record.lineage == DatasetLineage(run_id="run-1", code_version="code-v1", upstream=[])
+    assert record.tables == {source.table: source.store.table_fingerprint(source.table)}
+    paths = [item.path for item in record.manifest]
     token = paths[0].split("/")[-2]
     assert paths == [
         f"{PREFIX}/snapshots/{NAME}/{token}/part-00000.parquet",
         f"{PREFIX}/snapshots/{NAME}/{token}/part-00001.parquet",
     ]
-    assert record["manifest"] == [snapshots.stat(path).to_dict() for path in paths]
+    assert record.files() == [snapshots.stat(path) for path in paths]
 
     v1 = load_version(record, {SNAPSHOTS: snapshots})
     expected = source.store.read_sql(ordered(source).query or "")
     assert_frame_equal(v1, expected)
     # The streamed profile and schema are what profile.py says of the loaded frame.
-    assert record["schema"] == frame_schema(v1)
-    assert record["profile"] == frame_profile(v1)
+    assert record.table_schema == frame_schema(v1)
+    assert record.profile == frame_profile(v1)
 
     again = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=3)
     assert not again.created
@@ -211,10 +212,10 @@ def test_versions_are_snapshots_that_survive_changes_to_the_table(
     source.insert([{"id": 6, "name": "dora", "amount": 6.5, "qty": 2}])
     second = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=3)
     assert second.created
-    assert second.record["version"] == 2
-    assert second.record["row_count"] == 6
-    assert second.record["fingerprint"] != record["fingerprint"]
-    assert second.record["tables"] != record["tables"]
+    assert second.record.version == 2
+    assert second.record.row_count == 6
+    assert second.record.fingerprint != record.fingerprint
+    assert second.record.tables != record.tables
 
     source.execute(f"DELETE FROM {source.table} WHERE id = 1")
     assert_frame_equal(load_version(registry.get(NAME, 1), {SNAPSHOTS: snapshots}), v1)
@@ -224,32 +225,32 @@ def test_versions_are_snapshots_that_survive_changes_to_the_table(
 
 
 def test_fingerprint_does_not_depend_on_how_parts_are_cut(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     first = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=1)
-    assert len(first.record["manifest"]) == 5
+    assert len(first.record.manifest) == 5
     again = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=100)
     assert not again.created
     assert len(snapshot_files(snapshots)) == 5
 
 
 def test_unchanged_rows_are_snapshot_again_when_the_latest_parts_were_damaged(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     first = register(source, ordered(source), snapshots, registry)
-    snapshots.delete(first.record["manifest"][0]["path"])
+    snapshots.delete(first.record.manifest[0].path)
 
     again = register(source, ordered(source), snapshots, registry)
 
     assert again.created
-    assert again.record["version"] == 2
-    assert again.record["fingerprint"] == first.record["fingerprint"]
+    assert again.record.version == 2
+    assert again.record.fingerprint == first.record.fingerprint
     loaded = load_version(again.record, {SNAPSHOTS: snapshots})
     assert loaded["id"].tolist() == [1, 2, 3, 4, 5]
 
 
 def test_params_are_bound_values_not_sql(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     attack = "x' OR '1'='1'; DROP TABLE " + source.table + "; --"
     source.insert([{"id": 9, "name": attack[:50], "amount": 1, "qty": 1}])
@@ -260,7 +261,7 @@ def test_params_are_bound_values_not_sql(
 
     outcome = register(source, spec, snapshots, registry)
 
-    assert outcome.record["params"] == {"name": attack[:50]}
+    assert outcome.record.params == {"name": attack[:50]}
     frame = load_version(outcome.record, {SNAPSHOTS: snapshots})
     assert frame.to_dict("records") == [{"id": 9, "name": attack[:50]}]
     assert source.exists()
@@ -277,7 +278,7 @@ def test_params_are_bound_values_not_sql(
 def test_a_failing_query_names_the_dataset_and_registers_nothing(
     source: SqlTable,
     snapshots: LocalDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     query: str,
     words: list[str],
 ) -> None:
@@ -294,7 +295,7 @@ def test_a_failing_query_names_the_dataset_and_registers_nothing(
 
 
 def test_an_empty_result_is_an_error_not_an_empty_version(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     spec = query_spec(f"SELECT id FROM {source.table} WHERE id < 0 ORDER BY id")
     with pytest.raises(DatasetError, match=f"dataset '{NAME}': the query returned no rows"):
@@ -303,7 +304,7 @@ def test_an_empty_result_is_an_error_not_an_empty_version(
 
 
 def test_a_missing_table_in_tables_names_the_entry(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     spec = query_spec(f"SELECT id FROM {source.table} ORDER BY id", tables=["nope_missing"])
     with pytest.raises(DatasetError, match="could not fingerprint table 'nope_missing'"):
@@ -328,7 +329,7 @@ class RecordingStore(LocalDatastore):
 
 
 def test_store_failing_midway_leaves_no_version_and_no_parts(
-    source: SqlTable, tmp_path: Path, registry: VersionRegistry
+    source: SqlTable, tmp_path: Path, registry: DatasetRegistry
 ) -> None:
     failing = RecordingStore(name=SNAPSHOTS, root=str(tmp_path / "store"), fail_after=1)
 
@@ -344,7 +345,7 @@ def test_store_failing_midway_leaves_no_version_and_no_parts(
 
 
 def test_query_failing_midway_leaves_no_version_and_no_parts(
-    tmp_path: Path, registry: VersionRegistry
+    tmp_path: Path, registry: DatasetRegistry
 ) -> None:
     """PostgreSQL raises division by zero only when its cursor reaches row 30, after two parts."""
     recording = RecordingStore(name=SNAPSHOTS, root=str(tmp_path / "store"))
@@ -359,7 +360,7 @@ def test_query_failing_midway_leaves_no_version_and_no_parts(
 
 
 def test_column_types_and_timestamp_column_apply_on_load_and_in_the_record(
-    snapshots: LocalDatastore, registry: VersionRegistry
+    snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     with sql_table("postgresql", ROWS) as source:
         query = (
@@ -375,17 +376,17 @@ def test_column_types_and_timestamp_column_apply_on_load_and_in_the_record(
     frame = load_version(outcome.record, {SNAPSHOTS: snapshots})
     assert str(frame["name"].dtype) == "category"
     assert str(frame["seen_at"].dtype) == "datetime64[ns]"
-    assert outcome.record["load_options"]["timestamp_column"] == "seen_at"
-    assert outcome.record["schema"] == frame_schema(frame)
-    assert outcome.record["profile"] == frame_profile(frame)
+    assert outcome.record.load_options.timestamp_column == "seen_at"
+    assert outcome.record.table_schema == frame_schema(frame)
+    assert outcome.record.profile == frame_profile(frame)
     assert registry.version_numbers(NAME) == [1]
 
 
 def test_a_query_without_order_by_is_registered_with_a_warning(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     outcome = register(source, query_spec(f"SELECT id FROM {source.table}"), snapshots, registry)
-    assert outcome.record["warnings"] == [NO_ORDER_BY_WARNING]
+    assert outcome.record.warnings == [NO_ORDER_BY_WARNING]
 
 
 @pytest.mark.parametrize(
@@ -455,30 +456,30 @@ DIALECT_QUERIES = {
 
 
 def test_each_server_parses_the_query_in_its_own_dialect(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     query = DIALECT_QUERIES[source.kind].format(table=source.table)
     assert has_top_level_order_by(query) is None
 
     outcome = register(source, query_spec(query), snapshots, registry)
 
-    assert outcome.record["warnings"] == []
+    assert outcome.record.warnings == []
 
 
 def test_a_query_the_parser_does_not_know_is_registered_with_a_warning(
-    snapshots: LocalDatastore, registry: VersionRegistry
+    snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     with sql_table("postgresql", ROWS) as source:
         query = f"SELECT id FROM {source.table} ORDER BY id USING <"
         outcome = register(source, query_spec(query), snapshots, registry)
 
-    assert outcome.record["warnings"] == [UNPARSED_ORDER_BY_WARNING]
-    assert outcome.record["row_count"] == len(ROWS)
+    assert outcome.record.warnings == [UNPARSED_ORDER_BY_WARNING]
+    assert outcome.record.row_count == len(ROWS)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])
 def test_a_column_that_starts_all_null_widens_every_part(
-    kind: str, snapshots: LocalDatastore, registry: VersionRegistry
+    kind: str, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     """The first batch alone cannot type 'name' and 'qty'; the part written from it is rewritten."""
     rows = [
@@ -489,20 +490,20 @@ def test_a_column_that_starts_all_null_widens_every_part(
         outcome = register(source, ordered(source), snapshots, registry, batch_size=2, part_rows=3)
         frame = load_version(outcome.record, {SNAPSHOTS: snapshots})
 
-    parts = [item["path"] for item in outcome.record["manifest"]]
+    parts = [item.path for item in outcome.record.manifest]
     assert len(parts) == 3  # 2 rows (closed early when the schema widened), then 3, then 2
     schemas = {str(pq.read_schema(pa.BufferReader(snapshots.read_bytes(p)))) for p in parts}
     assert len(schemas) == 1
     assert "name: string" in schemas.pop()
-    assert outcome.record["manifest"] == [snapshots.stat(path).to_dict() for path in parts]
+    assert outcome.record.manifest == [ManifestEntry.of(snapshots.stat(path)) for path in parts]
     assert frame["name"].tolist() == [None, None, "n3", "n4", "n5", "n6", "n7"]
     assert frame["qty"].tolist()[2:] == [3.0, 4.0, 5.0, 6.0, 7.0]
-    assert outcome.record["schema"] == frame_schema(frame)
-    assert outcome.record["profile"] == frame_profile(frame)
+    assert outcome.record.table_schema == frame_schema(frame)
+    assert outcome.record.profile == frame_profile(frame)
 
 
 def test_postgres_types_without_a_plain_column_type_still_snapshot(
-    snapshots: LocalDatastore, registry: VersionRegistry
+    snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     """JSON objects, arrays and UUIDs are stored as Parquet struct/list/uuid; nothing is lost."""
     query = (
@@ -518,12 +519,12 @@ def test_postgres_types_without_a_plain_column_type_still_snapshot(
     assert frame["doc"].tolist() == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert [list(value) for value in frame["pair"]] == [[1, 2], [2, 3], [3, 4]]
     assert frame["flag"].tolist() == [None, True, True]
-    assert outcome.record["schema"] == frame_schema(frame)
-    profile = {row["column"]: row for row in outcome.record["profile"]}
-    assert profile["doc"]["distinct"] is None  # nested values have no hash in Arrow
-    assert profile["key"]["distinct"] == 3
+    assert outcome.record.table_schema == frame_schema(frame)
+    profile = {row.column: row for row in outcome.record.profile or []}
+    assert profile["doc"].distinct is None  # nested values have no hash in Arrow
+    assert profile["key"].distinct == 3
     # now() differs between the two reads, so the second read is a new version.
-    assert again.created and again.record["version"] == 2
+    assert again.created and again.record.version == 2
 
 
 BIG = 200_000
@@ -547,7 +548,7 @@ BIG_QUERIES = {
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])
 def test_a_big_result_is_streamed_into_parts_with_bounded_memory(
-    kind: str, snapshots: LocalDatastore, registry: VersionRegistry
+    kind: str, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     """The server generates the rows; Python never holds more than a batch and a part of them."""
     with sql_table(kind, []) as source:
@@ -566,27 +567,23 @@ def test_a_big_result_is_streamed_into_parts_with_bounded_memory(
 
     full = int(frame.memory_usage(deep=True).sum())
     assert peak < full / 4, f"peak {peak} bytes vs {full} bytes for the whole frame"
-    assert outcome.record["version"] == 2
-    assert outcome.record["row_count"] == BIG
-    assert [item["path"][-13:] for item in outcome.record["manifest"]] == [
+    assert outcome.record.version == 2
+    assert outcome.record.row_count == BIG
+    assert [item.path[-13:] for item in outcome.record.manifest] == [
         f"{index:05d}.parquet" for index in range(4)
     ]
-    assert outcome.record["bytes"] == sum(item["size"] for item in outcome.record["manifest"])
+    assert outcome.record.bytes == sum(item.size for item in outcome.record.manifest)
     assert frame["id"].tolist() == list(range(1, BIG + 1))
     assert frame["name"].iloc[-1] == f"customer-{BIG}"
-    profile = {row["column"]: row for row in outcome.record["profile"]}
-    distinct = profile["id"].pop("distinct")
+    profile = {row.column: row for row in outcome.record.profile or []}
+    distinct = profile["id"].distinct
+    assert distinct is not None
     assert abs(distinct - BIG) < BIG * 0.02, "DataSketches HLL estimate beyond the exact limit"
-    assert profile["id"] == {
-        "column": "id",
-        "type": "int64",
-        "nulls": 0,
-        "min": 1,
-        "max": BIG,
-        "mean": (BIG + 1) / 2,
-    }
-    assert profile["amount"]["max"] == BIG / 2
-    assert profile["name"]["min"] == "customer-1"
+    assert profile["id"] == ProfileRow(
+        column="id", type="int64", nulls=0, distinct=distinct, min=1, max=BIG, mean=(BIG + 1) / 2
+    )
+    assert profile["amount"].max == BIG / 2
+    assert profile["name"].min == "customer-1"
 
 
 def streamed_distinct(batches: list[pa.Table]) -> dict[str, int | None]:
@@ -595,7 +592,7 @@ def streamed_distinct(batches: list[pa.Table]) -> dict[str, int | None]:
     for batch in batches:
         profile.update(batch)
     dtypes = [(name, "object") for name in batches[0].column_names]
-    return {row["column"]: row["distinct"] for row in profile.rows(dtypes)}
+    return {row.column: row.distinct for row in profile.rows(dtypes)}
 
 
 def cut(table: pa.Table, batch_size: int) -> list[pa.Table]:
@@ -664,7 +661,7 @@ def test_a_value_counts_once_when_its_column_widens_between_batches(kind: str, r
 
 
 def test_loaded_snapshot_matches_read_sql_exactly(
-    source: SqlTable, snapshots: LocalDatastore, registry: VersionRegistry
+    source: SqlTable, snapshots: LocalDatastore, registry: DatasetRegistry
 ) -> None:
     outcome = register(source, ordered(source), snapshots, registry)
     loaded = load_version(outcome.record, {SNAPSHOTS: snapshots})

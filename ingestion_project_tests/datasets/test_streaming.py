@@ -10,13 +10,14 @@ from ingestion_project.datasets import formats
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     DatasetVersionChangedError,
     iter_version_batches,
     load_version,
     register_file_dataset,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import Record, VersionRegistry
+from ingestion_project.records import DatasetVersionRecord, LoadOptions
 from ingestion_project_tests.datasets.dataset_helpers import (
     CountingDatastore,
     ForwardOnlyDatastore,
@@ -45,7 +46,9 @@ def put(frame: pd.DataFrame, target: Path, file_format: str) -> None:
         frame.to_json(target, orient="records", lines=True)
 
 
-def register(store: LocalDatastore, registry: VersionRegistry, spec: DatasetSpec) -> Record:
+def register(
+    store: LocalDatastore, registry: DatasetRegistry, spec: DatasetSpec
+) -> DatasetVersionRecord:
     return register_file_dataset(NAME, spec, store, registry, run_id="r", code_version="c").record
 
 
@@ -57,7 +60,7 @@ def streamed(batches: list[pa.RecordBatch]) -> pd.DataFrame:
 @pytest.mark.parametrize("batch_size", [1, 2, 65_536])
 def test_batches_hold_the_rows_load_version_gives_with_one_schema(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     file_format: str,
     batch_size: int,
@@ -84,7 +87,7 @@ def test_batches_hold_the_rows_load_version_gives_with_one_schema(
 
 
 def test_files_are_opened_one_at_a_time_and_only_when_needed(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put(FRAME.iloc[:4], landing / "in" / "a.csv", "csv")
     put(FRAME.iloc[4:], landing / "in" / "b.csv", "csv")
@@ -103,7 +106,7 @@ def test_files_are_opened_one_at_a_time_and_only_when_needed(
 
 def test_csv_blocks_keep_the_types_of_the_whole_file(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     landing: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -120,7 +123,7 @@ def test_csv_blocks_keep_the_types_of_the_whole_file(
 
 
 def test_dates_and_the_timestamp_column_stream_as_datetimes_unsorted(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     write(
         landing,
@@ -143,7 +146,7 @@ def test_dates_and_the_timestamp_column_stream_as_datetimes_unsorted(
 
 
 def test_a_forward_only_parquet_stream_is_spooled_not_refused(
-    registry: VersionRegistry, landing: Path
+    registry: DatasetRegistry, landing: Path
 ) -> None:
     put(FRAME, landing / "in" / "a.parquet", "parquet")
     store = ForwardOnlyDatastore(name="landing", root=str(landing))
@@ -153,7 +156,7 @@ def test_a_forward_only_parquet_stream_is_spooled_not_refused(
 
 
 def test_a_changed_pinned_file_is_refused_before_any_batch(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     path = landing / "in" / "a.csv"
     put(FRAME, path, "csv")
@@ -168,16 +171,19 @@ def test_a_changed_pinned_file_is_refused_before_any_batch(
 
 
 def test_a_bad_value_in_a_later_batch_names_its_row(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     values = ["1", "0", "yes", "no", "true", "false", "maybe", "1"]
     write(landing, "in/a.csv", "id,flag\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
     record = register(store, registry, DatasetSpec(datastore="landing", path="in/*.csv"))
     # A version reads as its record says: a record declaring 'flag' a bool meets 'maybe'.
-    declared = {**record["load_options"], "column_types": {"flag": "bool"}}
+    declared = (record.load_options or LoadOptions()).model_copy(
+        update={"column_types": {"flag": "bool"}}
+    )
+    altered = record.model_copy(update={"load_options": declared})
 
     with pytest.raises(MalformedFileError) as raised:
-        list(iter_version_batches({**record, "load_options": declared}, store, batch_size=4))
+        list(iter_version_batches(altered, store, batch_size=4))
 
     message = str(raised.value)
     assert "dataset 'trips', datastore 'landing'" in message
@@ -185,7 +191,7 @@ def test_a_bad_value_in_a_later_batch_names_its_row(
 
 
 def test_a_batch_size_below_one_is_refused(
-    store: CountingDatastore, registry: VersionRegistry, landing: Path
+    store: CountingDatastore, registry: DatasetRegistry, landing: Path
 ) -> None:
     put(FRAME, landing / "in" / "a.csv", "csv")
     record = register(store, registry, DatasetSpec(datastore="landing", path="in/*.csv"))

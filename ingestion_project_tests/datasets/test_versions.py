@@ -13,6 +13,7 @@ from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     DatasetVersionChangedError,
     Registration,
     dataset_registry,
@@ -20,7 +21,14 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.registry import VersionRegistry
+from ingestion_project.records import (
+    DatasetLineage,
+    DatasetVersionRecord,
+    ManifestEntry,
+    ProfileRow,
+    ReadOptions,
+    SchemaColumn,
+)
 
 NAME = "rides"
 CODE_VERSION = "code-v1"
@@ -55,7 +63,7 @@ def store(data_root: Path) -> CountingDatastore:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> VersionRegistry:
+def registry(tmp_path: Path) -> DatasetRegistry:
     return dataset_registry(LocalDatastore(name="registry", root=str(tmp_path / "reg")), "_reg")
 
 
@@ -64,7 +72,7 @@ def csv_spec(**options: object) -> DatasetSpec:
 
 
 def register(
-    store: LocalDatastore, registry: VersionRegistry, spec: DatasetSpec | None = None
+    store: LocalDatastore, registry: DatasetRegistry, spec: DatasetSpec | None = None
 ) -> Registration:
     return register_file_dataset(
         NAME, spec or csv_spec(), store, registry, run_id="run-1", code_version=CODE_VERSION
@@ -89,7 +97,7 @@ FEB = "id,temp,station\n4,2.5,east\n5,3.0,\n"
 
 
 def test_first_registration_records_everything_about_the_files(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     write(data_root, "data/2011-02.csv", FEB)
@@ -99,54 +107,44 @@ def test_first_registration_records_everything_about_the_files(
 
     record = outcome.record
     assert outcome.created
-    assert record["version"] == 1
-    assert record["dataset"] == NAME
-    assert record["mode"] == "reference"
-    assert record["format"] == "csv"
-    assert len(record["fingerprint"]) == 64
+    assert record.version == 1
+    assert record.dataset == NAME
+    assert record.mode == "reference"
+    assert record.format == "csv"
+    assert len(record.fingerprint) == 64
     listing = store.list_files("data/*.csv")
-    assert record["manifest"] == [info.to_dict() for info in listing]
-    assert [item["path"] for item in record["manifest"]] == ["data/2011-01.csv", "data/2011-02.csv"]
-    assert [item["size"] for item in record["manifest"]] == [len(JAN), len(FEB)]
-    assert all(item["etag"] for item in record["manifest"])
-    assert record["bytes"] == len(JAN) + len(FEB)
-    assert record["row_count"] == 5
-    assert record["schema"] == [
-        {"name": "id", "type": "int64"},
-        {"name": "temp", "type": "float64"},
-        {"name": "station", "type": "object"},
+    assert record.manifest == [ManifestEntry.of(info) for info in listing]
+    assert record.files() == listing
+    assert [item.path for item in record.manifest] == ["data/2011-01.csv", "data/2011-02.csv"]
+    assert [item.size for item in record.manifest] == [len(JAN), len(FEB)]
+    assert all(item.etag for item in record.manifest)
+    assert record.bytes == len(JAN) + len(FEB)
+    assert record.row_count == 5
+    assert record.table_schema == [
+        SchemaColumn(name="id", type="int64"),
+        SchemaColumn(name="temp", type="float64"),
+        SchemaColumn(name="station", type="object"),
     ]
-    assert record["lineage"] == {"run_id": "run-1", "code_version": CODE_VERSION, "upstream": []}
-    profile = {row["column"]: row for row in record["profile"]}
-    assert profile["id"] == {
-        "column": "id",
-        "type": "int64",
-        "nulls": 0,
-        "distinct": 5,
-        "min": 1,
-        "max": 5,
-        "mean": 3,
-    }
-    assert profile["temp"] == {
-        "column": "temp",
-        "type": "float64",
-        "nulls": 1,
-        "distinct": 4,
-        "min": 0.5,
-        "max": 3,
-        "mean": 1.875,
-    }
-    assert profile["station"]["nulls"] == 1
-    assert profile["station"]["distinct"] == 3
-    assert (profile["station"]["min"], profile["station"]["max"]) == ("east", "south")
-    assert profile["station"]["mean"] is None
+    assert record.lineage == DatasetLineage(run_id="run-1", code_version=CODE_VERSION, upstream=[])
+    assert record.profile is not None
+    profile = {row.column: row for row in record.profile}
+    assert profile["id"] == ProfileRow(
+        column="id", type="int64", nulls=0, distinct=5, min=1, max=5, mean=3
+    )
+    assert profile["temp"] == ProfileRow(
+        column="temp", type="float64", nulls=1, distinct=4, min=0.5, max=3, mean=1.875
+    )
+    assert profile["station"].nulls == 1
+    assert profile["station"].distinct == 3
+    assert (profile["station"].min, profile["station"].max) == ("east", "south")
+    assert profile["station"].mean is None
     assert registry.latest(NAME) == record
     assert outcome.frame is not None
     assert len(outcome.frame) == 5
 
 
 def test_unchanged_data_is_not_read_and_gives_no_new_version(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     first = register(store, registry)
@@ -162,7 +160,7 @@ def test_unchanged_data_is_not_read_and_gives_no_new_version(
 
 
 def test_a_new_file_is_a_new_version_and_the_old_version_still_loads(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     first = register(store, registry).record
@@ -171,9 +169,9 @@ def test_a_new_file_is_a_new_version_and_the_old_version_still_loads(
     second = register(store, registry)
 
     assert second.created
-    assert second.record["version"] == 2
-    assert second.record["fingerprint"] != first["fingerprint"]
-    assert second.record["row_count"] == 5
+    assert second.record.version == 2
+    assert second.record.fingerprint != first.fingerprint
+    assert second.record.row_count == 5
     assert registry.version_numbers(NAME) == [1, 2]
     old = load_version(registry.get(NAME, 1), store)
     assert old["id"].tolist() == [1, 2, 3]
@@ -183,7 +181,7 @@ def test_a_new_file_is_a_new_version_and_the_old_version_still_loads(
 
 
 def test_loading_a_version_whose_file_was_modified_is_refused(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     pinned = write(data_root, "data/2011-01.csv", JAN)
     first = register(store, registry).record
@@ -201,7 +199,7 @@ def test_loading_a_version_whose_file_was_modified_is_refused(
 
 
 def test_loading_a_version_whose_file_was_deleted_is_refused(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     write(data_root, "data/2011-02.csv", FEB)
@@ -214,7 +212,7 @@ def test_loading_a_version_whose_file_was_deleted_is_refused(
 
 
 def test_a_changed_pinned_file_is_registered_as_a_new_version(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     pinned = write(data_root, "data/2011-01.csv", JAN)
     register(store, registry)
@@ -223,7 +221,7 @@ def test_a_changed_pinned_file_is_registered_as_a_new_version(
 
     second = register(store, registry)
 
-    assert second.record["version"] == 2
+    assert second.record.version == 2
     assert load_version(second.record, store)["temp"].tolist()[0] == 9.5
 
 
@@ -252,7 +250,7 @@ def write_frame(frame: pd.DataFrame, target: Path, file_format: str) -> None:
 )
 def test_each_format_registers_and_loads_back_equal_frames(
     store: CountingDatastore,
-    registry: VersionRegistry,
+    registry: DatasetRegistry,
     data_root: Path,
     file_format: str,
     suffix: str,
@@ -264,14 +262,14 @@ def test_each_format_registers_and_loads_back_equal_frames(
     outcome = register(store, registry, spec)
     loaded = load_version(registry.get(NAME, 1), store)
 
-    assert outcome.record["format"] == file_format
-    assert outcome.record["row_count"] == 4
+    assert outcome.record.format == file_format
+    assert outcome.record.row_count == 4
     assert_frame_equal(loaded, FRAME)
     assert_frame_equal(outcome.frame, FRAME)
 
 
 def test_a_declared_format_and_separator_are_used_to_load(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/a.txt", "id;temp\n1;0.5\n2;1.5\n")
     spec = DatasetSpec(datastore="landing", path="data/*.txt", format="csv", separator=";")
@@ -279,12 +277,12 @@ def test_a_declared_format_and_separator_are_used_to_load(
     record = register(store, registry, spec).record
     loaded = load_version(record, store)
 
-    assert record["read_options"] == {"separator": ";", "encoding": "utf-8"}
+    assert record.read_options == ReadOptions(separator=";", encoding="utf-8")
     assert_frame_equal(loaded, pd.DataFrame({"id": [1, 2], "temp": [0.5, 1.5]}))
 
 
 def test_a_declared_encoding_reads_non_utf8_files(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     (data_root / "data").mkdir()
     (data_root / "data" / "a.csv").write_bytes("id,städte\n1,Zürich\n".encode("latin-1"))
@@ -294,7 +292,9 @@ def test_a_declared_encoding_reads_non_utf8_files(
     assert_frame_equal(load_version(record, store), pd.DataFrame({"id": [1], "städte": ["Zürich"]}))
 
 
-def assert_nothing_registered(registry: VersionRegistry, before: dict | None) -> None:
+def assert_nothing_registered(
+    registry: DatasetRegistry, before: DatasetVersionRecord | None
+) -> None:
     assert registry.latest(NAME) == before
 
 
@@ -306,7 +306,7 @@ def assert_nothing_registered(registry: VersionRegistry, before: dict | None) ->
     ],
 )
 def test_a_non_utf8_file_names_the_file_and_the_encoding_option(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path, latin1_text: str
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path, latin1_text: str
 ) -> None:
     (data_root / "data").mkdir()
     (data_root / "data" / "bad.csv").write_bytes(latin1_text.encode("latin-1"))
@@ -329,7 +329,7 @@ def test_a_non_utf8_file_names_the_file_and_the_encoding_option(
     ],
 )
 def test_an_empty_file_is_malformed_and_nothing_is_registered(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path, suffix: str
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path, suffix: str
 ) -> None:
     write(data_root, f"data/empty.{suffix}", "")
 
@@ -340,7 +340,7 @@ def test_an_empty_file_is_malformed_and_nothing_is_registered(
 
 
 def test_a_bad_new_file_leaves_the_latest_version_unchanged(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     first = register(store, registry).record
@@ -354,7 +354,7 @@ def test_a_bad_new_file_leaves_the_latest_version_unchanged(
 
 
 def test_a_file_with_different_columns_names_both_files(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
     first = register(store, registry).record
@@ -372,7 +372,7 @@ def test_a_file_with_different_columns_names_both_files(
 
 
 def test_no_matching_files_is_an_error_and_registers_nothing(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.txt", JAN)
 
@@ -384,7 +384,7 @@ def test_no_matching_files_is_an_error_and_registers_nothing(
 
 
 def test_timestamp_column_sorts_rows_across_files(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/a.csv", "at,id\n2011-01-03 00:00,3\n2011-01-01 00:00,1\n")
     write(data_root, "data/b.csv", "at,id\n2011-01-02 00:00,2\n2011-01-04 00:00,4\n")
@@ -400,7 +400,7 @@ def test_timestamp_column_sorts_rows_across_files(
 
 
 def test_a_missing_timestamp_column_is_a_clear_error(
-    store: CountingDatastore, registry: VersionRegistry, data_root: Path
+    store: CountingDatastore, registry: DatasetRegistry, data_root: Path
 ) -> None:
     write(data_root, "data/2011-01.csv", JAN)
 

@@ -1030,7 +1030,7 @@ def test_a_catalog_entry_registers_and_loads_a_dataset_from_azurite(
 
     assert registration.created and not again.created
     record = registration.record
-    assert [item["path"] for item in record["manifest"]] == [
+    assert [item.path for item in record.manifest] == [
         "bikeshare/2011-01.csv",
         "bikeshare/2011-02.csv",
     ]
@@ -1038,7 +1038,7 @@ def test_a_catalog_entry_registers_and_loads_a_dataset_from_azurite(
     for month in ("2011-01.csv", "2011-02.csv"):
         local.write_bytes(f"bikeshare/{month}", (DEMO_DATA / month).read_bytes())
     expected = read_files("bikes", spec, local, local.list_files(spec.path or ""))
-    assert len(expected) == record["row_count"] > 0
+    assert len(expected) == record.row_count > 0
     pd.testing.assert_frame_equal(load_version(record, store, spec), expected)
     assert registration.frame is not None
     pd.testing.assert_frame_equal(registration.frame, expected)

@@ -738,8 +738,8 @@ def test_a_dataset_registers_from_head_metadata_and_detects_changes(
 
     assert first.created
     assert not again.created
-    assert first.record["row_count"] == 2
-    assert first.record["manifest"][0]["size"] == len(original)
+    assert first.record.row_count == 2
+    assert first.record.manifest[0].size == len(original)
     assert server.methods() == Counter({"HEAD": 3, "GET": 1})
     expected = pd.DataFrame({"fare": [10.5, 7.25], "distance": [2.1, 1.0]})
     assert_frame_equal(load_version(first.record, store), expected)
@@ -752,4 +752,4 @@ def test_a_dataset_registers_from_head_metadata_and_detects_changes(
         "taxi", spec, store, registry, run_id="run-3", code_version="v1"
     )
     assert changed.created
-    assert changed.record["version"] == first.record["version"] + 1
+    assert changed.record.version == first.record.version + 1

@@ -48,8 +48,8 @@ def test_demo_runs_the_loop_and_says_what_happened(
     versions = models.versions.all("bikeshare_demand")
     assert len(versions) >= 2
     champion = models.require_champion("bikeshare_demand")
-    assert champion["version"] > 1
-    assert champion["lineage"]["trained_on"]["version"] > 1
-    assert f"v{champion['version']} (champion)" in out
+    assert champion.version > 1
+    assert champion.lineage.trained_on.version > 1
+    assert f"v{champion.version} (champion)" in out
     # Drift was measured against the champion's own training data, not a fixed baseline.
     assert re.search(r"against bikeshare_history v[2-9]", out)

@@ -47,9 +47,9 @@ def test_first_training_registers_and_promotes_version_1(
     assert meta["trained_on"] == "bikeshare_history v1"
     assert 0.3 < float(meta["holdout_r2"]) <= 1.0
     record = models(home).require_champion("bikeshare_demand")
-    assert record["lineage"]["trained_on"]["version"] == 1
-    assert record["lineage"]["run_id"] == result.run_id
-    assert record["features"][0] == "hr"
+    assert record.lineage.trained_on.version == 1
+    assert record.lineage.run_id == result.run_id
+    assert record.features[0] == "hr"
 
 
 def test_unchanged_data_trains_nothing_new(
@@ -68,12 +68,13 @@ def test_newer_data_gives_the_next_version_promoted_only_if_better(
     place_month(home, HISTORY, 5)
     meta = metadata(run(defs, instance, TRAIN), "bikeshare_demand")
     record = models(home).versions.get("bikeshare_demand", 2)
-    champion_r2 = record["compared_with"]["champion_metrics"]["r2"]
-    assert record["compared_with"]["champion_version"] == 1
-    assert record["promoted"] == (record["metrics"]["r2"] > champion_r2)
-    expected_champion = 2 if record["promoted"] else 1
+    assert record.compared_with is not None
+    champion_r2 = record.compared_with.champion_metrics["r2"]
+    assert record.compared_with.champion_version == 1
+    assert record.promoted == (record.metrics["r2"] > champion_r2)
+    expected_champion = 2 if record.promoted else 1
     assert meta["champion_version"] == expected_champion
-    assert models(home).require_champion("bikeshare_demand")["version"] == expected_champion
+    assert models(home).require_champion("bikeshare_demand").version == expected_champion
 
 
 def test_scoring_writes_predictions_and_drift_is_recorded(

@@ -1,0 +1,322 @@
+"""Version records as types: what a dataset or model version stores, and its JSON form.
+
+Every record is read and written here (the registry only stores the bytes). Records are strict
+when code builds them (an unknown field is a mistake) and tolerant when read (unknown keys are
+ignored, so a newer release may add keys within a schema version). ``schema_version`` names the
+JSON shape: records written before it existed have the shape of version 1, and a record of a
+newer version than this release knows is refused with a message saying to upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from ingestion_project.datastores.base import FileInfo
+
+SCHEMA_VERSION = 1
+"""The JSON shape this release writes. A release that changes the shape raises it and upgrades
+older records in :func:`read_record` before validating them."""
+
+
+def _plain_offset(value: datetime) -> datetime:
+    """The offset as a datetime.timezone, so UTC reads back as datetime.UTC like fromisoformat."""
+    offset = value.utcoffset()
+    return value if offset is None else value.replace(tzinfo=timezone(offset))
+
+
+# Kept as datetime.isoformat() wrote them before records were typed ('+00:00', not 'Z').
+IsoDatetime = Annotated[
+    datetime,
+    AfterValidator(_plain_offset),
+    PlainSerializer(lambda value: value.isoformat()),
+]
+
+
+class RecordError(Exception):
+    """A stored record cannot be read by this release: damaged, or written by a newer one."""
+
+
+class RecordModel(BaseModel):
+    """Strict when built in code; :func:`read_record` ignores unknown keys when reading."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+    )
+
+
+class StoredRecord(RecordModel):
+    """A record kept in its own JSON file; ``schema_version`` says which shape it has."""
+
+    label: ClassVar[str] = "record"
+    # Stored keys left out of the JSON when None: those only some records of the shape carry.
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+
+class VersionRecord(StoredRecord):
+    """One immutable numbered version; the registry sets ``registered_at`` when it writes it."""
+
+    version: int = Field(ge=1)
+    registered_at: IsoDatetime | None = None
+
+
+class ManifestEntry(RecordModel):
+    """One file a dataset version pins, as its datastore listed it."""
+
+    path: str
+    size: int
+    modified: IsoDatetime
+    etag: str
+
+    @classmethod
+    def of(cls, info: FileInfo) -> ManifestEntry:
+        return cls(path=info.path, size=info.size, modified=info.modified, etag=info.etag)
+
+    def file_info(self) -> FileInfo:
+        return FileInfo(path=self.path, size=self.size, modified=self.modified, etag=self.etag)
+
+
+class SchemaColumn(RecordModel):
+    """A column of a tabular version and the pandas dtype it loads as."""
+
+    name: str
+    type: str
+
+
+class ProfileRow(RecordModel):
+    """One column's profile; min and max are numbers for numeric columns, else text."""
+
+    column: str
+    type: str
+    nulls: int
+    distinct: int | None
+    min: int | float | str | None = None
+    max: int | float | str | None = None
+    mean: int | float | None = None
+
+
+class ReadOptions(RecordModel):
+    """How a version's bytes become text."""
+
+    separator: str = ","
+    encoding: str = "utf-8"
+
+
+class LoadOptions(RecordModel):
+    """How a version's text becomes typed columns."""
+
+    header: bool = True
+    column_types: dict[str, str] = Field(default_factory=dict)
+    partition_format: str | None = None
+    path_column: str | None = None
+    timestamp_column: str | None = None
+
+
+class DatasetLineage(RecordModel):
+    """Which run and code registered a dataset version, and what it was derived from."""
+
+    run_id: str | None = None
+    code_version: str | None = None
+    upstream: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DatasetVersionRecord(VersionRecord):
+    """A dataset version: the files it pins, how to read them, and what they held.
+
+    File datasets carry ``listing_fingerprint`` and ``read_options``; snapshots carry
+    ``snapshot_prefix`` (and, for files, ``source_manifest``: the originals copied); tabular
+    versions carry ``schema``, ``row_count`` and ``profile``; SQL versions their query facts.
+    """
+
+    label: ClassVar[str] = "dataset version"
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {
+            "listing_fingerprint",
+            "format",
+            "read_options",
+            "load_options",
+            "snapshot_prefix",
+            "source_manifest",
+            "schema",
+            "row_count",
+            "profile",
+            "query",
+            "params",
+            "tables",
+            "profile_method",
+            "batch_size",
+            "warnings",
+        }
+    )
+
+    dataset: str
+    fingerprint: str
+    listing_fingerprint: str | None = None
+    kind: Literal["tabular", "file"] = "tabular"
+    mode: Literal["reference", "snapshot"] = "reference"
+    datastore: str
+    manifest_store: str
+    path: str | None = None
+    format: str | None = None
+    read_options: ReadOptions | None = None
+    load_options: LoadOptions | None = None
+    manifest: list[ManifestEntry] = Field(default_factory=list)
+    bytes: int = 0
+    snapshot_prefix: str | None = None
+    source_manifest: list[ManifestEntry] | None = None
+    table_schema: list[SchemaColumn] | None = Field(
+        default=None, validation_alias="schema", serialization_alias="schema"
+    )
+    row_count: int | None = None
+    profile: list[ProfileRow] | None = None
+    query: str | None = None
+    params: dict[str, Any] | None = None
+    tables: dict[str, str] | None = None
+    profile_method: str | None = None
+    batch_size: int | None = None
+    warnings: list[str] | None = None
+    lineage: DatasetLineage = Field(default_factory=DatasetLineage)
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files_default_to_the_dataset_store(cls, data: Any) -> Any:
+        # Records from before snapshots kept their files in the dataset's own datastore.
+        if isinstance(data, dict) and "manifest_store" not in data and "datastore" in data:
+            return {**data, "manifest_store": data["datastore"]}
+        return data
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.mode == "snapshot"
+
+    def files(self) -> list[FileInfo]:
+        """The pinned files, in the datastore ``manifest_store``."""
+        return [entry.file_info() for entry in self.manifest]
+
+
+class ModelEstimator(RecordModel):
+    """The scikit-learn regressor a model version was trained with."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelArtifact(RecordModel):
+    """Where a model version's fitted pipeline is kept, and its checksum."""
+
+    path: str
+    sha256: str
+
+
+class TrainedOn(RecordModel):
+    """The dataset version a model version learned from."""
+
+    dataset: str
+    version: int
+    fingerprint: str
+
+
+class ModelLineage(RecordModel):
+    """Which run and code trained a model version, and on what."""
+
+    run_id: str | None = None
+    code_version: str
+    trained_on: TrainedOn
+
+
+class ChampionComparison(RecordModel):
+    """The champion a challenger was compared with, on the challenger's holdout rows."""
+
+    champion_version: int
+    champion_metrics: dict[str, float]
+
+
+class ModelVersionRecord(VersionRecord):
+    """A model version: its declaration, holdout metrics, artifact and lineage.
+
+    ``metrics`` maps each metric name (r2, mae, rmse) to its value on the newest holdout rows.
+    """
+
+    label: ClassVar[str] = "model version"
+
+    model: str
+    estimator: ModelEstimator
+    features: list[str]
+    categorical: list[str] = Field(default_factory=list)
+    target: str
+    metric: str
+    metrics: dict[str, float]
+    train_rows: int
+    holdout_rows: int
+    compared_with: ChampionComparison | None = None
+    promoted: bool
+    decision: str
+    artifact: ModelArtifact
+    lineage: ModelLineage
+
+
+class AliasRecord(StoredRecord):
+    """A mutable name (e.g. 'champion') for one version, and why it points there."""
+
+    label: ClassVar[str] = "alias"
+
+    version: int = Field(ge=1)
+    reason: str = ""
+
+
+StoredT = TypeVar("StoredT", bound=StoredRecord)
+
+
+def record_json(record: StoredRecord) -> bytes:
+    """The stored form of a record; values of free-form fields (params) are kept as text."""
+    data = record.model_dump(by_alias=True)
+    for key in record.omitted_when_none:
+        if data[key] is None:
+            del data[key]
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+
+
+def read_record(model: type[StoredT], payload: bytes, where: str) -> StoredT:
+    """A stored record as ``model``; ``where`` names it in errors (what, and which file)."""
+    try:
+        data = json.loads(payload)
+    except ValueError as error:
+        raise RecordError(
+            f"{where} is not valid JSON ({error}): it was damaged or edited. Restore it from "
+            "a backup or delete it."
+        ) from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{where} holds {type(data).__name__}, not a {model.label} record.")
+    found = data.get("schema_version", 1)
+    if isinstance(found, int) and not isinstance(found, bool) and found > SCHEMA_VERSION:
+        raise RecordError(
+            f"{where} has record schema version {found}, but this release of "
+            f"ingestion_project reads versions up to {SCHEMA_VERSION}: a newer release wrote "
+            "it. Upgrade ingestion_project to read it."
+        )
+    try:
+        return model.model_validate(data, extra="ignore")
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc'])) or 'record'}: {item['msg']}"
+            for item in error.errors()[:3]
+        )
+        raise RecordError(
+            f"{where} is not a valid {model.label} record ({problems}): it was damaged or "
+            "edited. Restore it from a backup."
+        ) from None

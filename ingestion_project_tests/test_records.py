@@ -1,0 +1,189 @@
+"""Version records: strict when built, tolerant of unknown keys when read, refused when too new."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from ingestion_project.cli import cli
+from ingestion_project.datasets.versions import dataset_registry
+from ingestion_project.datastores.local import LocalDatastore
+from ingestion_project.records import (
+    AliasRecord,
+    DatasetLineage,
+    DatasetVersionRecord,
+    ManifestEntry,
+    RecordError,
+    read_record,
+    record_json,
+)
+from ingestion_project.training.registry import ModelRegistry
+from ingestion_project_tests.catalogs import write_project
+
+MOMENT = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def dataset_record(**changes: Any) -> DatasetVersionRecord:
+    fields: dict[str, Any] = {
+        "dataset": "trips",
+        "version": 1,
+        "fingerprint": "f" * 64,
+        "datastore": "landing",
+        "manifest_store": "landing",
+        "manifest": [ManifestEntry(path="a.csv", size=3, modified=MOMENT, etag="e1")],
+        "bytes": 3,
+        "row_count": 2,
+    }
+    return DatasetVersionRecord(**{**fields, **changes})
+
+
+def stored(record: DatasetVersionRecord, **changes: Any) -> dict[str, Any]:
+    return {**json.loads(record_json(record)), **changes}
+
+
+def read(data: dict[str, Any]) -> DatasetVersionRecord:
+    return read_record(DatasetVersionRecord, json.dumps(data).encode(), "dataset 'trips' v1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalDatastore:
+    return LocalDatastore(name="workspace_default", root=str(tmp_path))
+
+
+def test_a_record_is_written_with_its_schema_version_and_read_back_equal() -> None:
+    record = dataset_record()
+
+    data = json.loads(record_json(record))
+
+    assert data["schema_version"] == 1
+    assert data["manifest"][0]["modified"] == "2024-05-01T08:00:00+00:00"
+    assert read(data) == record
+
+
+def test_keys_a_version_does_not_carry_are_left_out_not_written_as_null() -> None:
+    data = json.loads(record_json(dataset_record()))
+
+    assert data["row_count"] == 2
+    for absent in ("schema", "profile", "query", "snapshot_prefix", "source_manifest"):
+        assert absent not in data
+    assert data["lineage"] == {"run_id": None, "code_version": None, "upstream": []}
+
+
+def test_unknown_keys_in_a_stored_record_are_ignored_at_every_level() -> None:
+    data = stored(dataset_record(), added_later="x")
+    data["manifest"][0]["md5"] = "abc"
+    data["lineage"]["approved_by"] = "someone"
+
+    record = read(data)
+
+    assert record == dataset_record()
+
+
+def test_building_a_record_with_an_unknown_field_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="added_later"):
+        dataset_record(added_later="x")
+    with pytest.raises(ValidationError, match="approved_by"):
+        DatasetLineage(approved_by="someone")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="schema_version"):
+        dataset_record(schema_version=2)
+
+
+def test_a_record_from_a_newer_release_says_to_upgrade() -> None:
+    data = stored(dataset_record(), schema_version=2, manifest="a new shape")
+
+    with pytest.raises(RecordError) as raised:
+        read(data)
+
+    message = str(raised.value)
+    assert "dataset 'trips' v1 has record schema version 2" in message
+    assert "this release of ingestion_project reads versions up to 1" in message
+    assert "Upgrade ingestion_project to read it." in message
+
+
+def test_a_damaged_record_names_the_file_and_the_problem() -> None:
+    with pytest.raises(RecordError, match=r"is not valid JSON .* Restore it"):
+        read_record(DatasetVersionRecord, b'{"dataset": ', "dataset 'trips' v1")
+    with pytest.raises(
+        RecordError, match=r"not a valid dataset version record \(manifest\.0\.size"
+    ):
+        read(stored(dataset_record(), manifest=[{"path": "a.csv", "size": "big"}]))
+
+
+def test_records_of_the_first_release_load_with_the_defaults_it_implied() -> None:
+    """Before kind, mode, manifest_store and load_options were recorded (commit dba6143)."""
+    data = {
+        "dataset": "rides",
+        "version": 1,
+        "fingerprint": "f" * 64,
+        "mode": "reference",
+        "datastore": "landing",
+        "path": "rides/*.csv",
+        "format": "csv",
+        "read_options": {"separator": ",", "encoding": "utf-8"},
+        "manifest": [],
+        "bytes": 0,
+        "lineage": {"run_id": None, "code_version": "c", "upstream": []},
+        "description": "",
+        "tags": {},
+    }
+
+    record = read(data)
+
+    assert (record.kind, record.mode, record.manifest_store) == ("tabular", "reference", "landing")
+    assert record.load_options is None
+    assert record.schema_version == 1
+
+
+def test_the_registry_refuses_a_version_from_a_newer_release(store: LocalDatastore) -> None:
+    registry = dataset_registry(store, "_registry")
+    registry.register("trips", lambda number: dataset_record(version=number))
+    path = Path(store.root) / "_registry" / "datasets" / "trips" / "v000001.json"
+    path.write_text(json.dumps(stored(dataset_record(), schema_version=3)))
+
+    with pytest.raises(RecordError) as raised:
+        registry.get("trips", 1)
+
+    message = str(raised.value)
+    assert message.startswith(
+        "dataset 'trips' version 1 ('_registry/datasets/trips/v000001.json' in datastore "
+        "'workspace_default') has record schema version 3"
+    )
+    assert "Upgrade ingestion_project" in message
+
+
+def test_the_cli_shows_a_too_new_version_as_an_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path))
+    store = LocalDatastore(
+        name="workspace_default", root=str(tmp_path / "datastores" / "workspace_default")
+    )
+    folder = Path(store.root) / "_registry" / "datasets" / "trips"
+    folder.mkdir(parents=True)
+    newer = stored(dataset_record(datastore="workspace_default"), schema_version=2)
+    (folder / "v000001.json").write_text(json.dumps(newer))
+    catalog = {"datasets": {"trips": {"path": "trips/*.csv"}}}
+    project = write_project(tmp_path / "project", {"catalog": catalog})
+
+    result = CliRunner().invoke(cli, ["datasets", "show", "trips", "--project", str(project)])
+
+    assert result.exit_code == 1
+    assert "Error: dataset 'trips' version 1" in result.output
+    assert "Upgrade ingestion_project to read it." in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_alias_from_a_newer_release_says_to_upgrade(store: LocalDatastore) -> None:
+    models = ModelRegistry(store, "_registry")
+    models.versions.set_alias("demand", "champion", AliasRecord(version=1, reason="first"))
+    path = Path(store.root) / "_registry" / "models" / "demand" / "champion.alias.json"
+    path.write_text(json.dumps({"version": 1, "schema_version": 2}))
+
+    with pytest.raises(RecordError, match=r"model 'demand' alias 'champion' .* Upgrade"):
+        models.champion("demand")
