@@ -18,7 +18,6 @@ from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
 from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.monitoring.assets import build_drift_asset
-from ingestion_project.quality.checks import build_dataset_checks
 from ingestion_project.training.assets import (
     build_model_asset,
     build_predictions_asset,
@@ -51,7 +50,6 @@ def build_definitions(
         return list(names) if source is None else catalog.names_in(source, section)
 
     assets: list[dg.AssetsDefinition] = []
-    checks: list[dg.AssetChecksDefinition] = []
     datasets = {name: catalog.datasets[name] for name in own("datasets")}
     if datasets:
         versions = {name: dataset_code_version(catalog, name) for name in datasets}
@@ -60,9 +58,7 @@ def build_definitions(
                 f"{op_prefix}__register_datasets", datasets, catalog.registry, versions
             )
         )
-        checks.extend(
-            build_dataset_checks(f"{op_prefix}__check_datasets", datasets, catalog.registry)
-        )
+
     for name in own("models"):
         assets.append(build_model_asset(name, catalog, model_code_version(catalog, name)))
         if catalog.models[name].scoring is not None:
@@ -114,7 +110,6 @@ def build_definitions(
         )
     return dg.Definitions(
         assets=assets,
-        asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,

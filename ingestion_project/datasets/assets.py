@@ -11,10 +11,13 @@ from ingestion_project.datasets.versions import (
     DatasetRegistry,
     Registration,
     dataset_registry,
+    load_version,
     register_file_dataset,
+    stores_from_resources,
     version_summary,
 )
 from ingestion_project.metadata import column_schema, markdown_table
+from ingestion_project.quality.checks import check_results, check_specs
 from ingestion_project.records import DatasetVersionRecord
 
 VERSIONS_SHOWN = 10
@@ -29,10 +32,12 @@ def build_dataset_assets(
 ) -> dg.AssetsDefinition:
     """The datasets of one catalog as one subsettable multi-asset: one asset per dataset.
 
-    Materializing some of them runs only those. One op per catalog rather than per dataset keeps
-    a project of thousands of datasets quick to load (as dbt and Sling components do). A dataset
-    that fails does not stop the others of the same run; the step fails afterwards, naming it.
-    ``code_versions`` covers each entry and the code that registers versions (code_versions).
+    Materializing some of them runs only those, each followed by its declared checks on the data
+    just read. One op per catalog rather than per dataset (and checks inside it rather than
+    beside it) keeps a project of thousands of datasets quick to load, as dbt and Sling
+    components do. A dataset that fails does not stop the others of the same run; the step
+    fails afterwards, naming it. ``code_versions`` covers each entry and the code that
+    registers versions (catalog.code_versions).
     """
     specs = [
         dg.AssetSpec(
@@ -61,27 +66,38 @@ def build_dataset_assets(
     @dg.multi_asset(
         name=op_name,
         specs=specs,
+        check_specs=[check for name, spec in datasets.items() for check in check_specs(name, spec)],
         can_subset=True,
         required_resource_keys=stores,
     )
-    def register_datasets(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+    def register_datasets(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        checks: dict[str, set[str]] = {}
+        for key in context.selected_asset_check_keys:
+            checks.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+        names = sorted(selected | set(checks))
         failed: list[tuple[str, Exception]] = []
-        for key in sorted(context.selected_asset_keys, key=lambda key: key.to_user_string()):
-            name = key.to_user_string()
+        for name in names:
             try:
-                yield register_dataset(
-                    context, name, datasets[name], registry_spec, code_versions[name]
+                yield from _dataset_step(
+                    context,
+                    name,
+                    datasets[name],
+                    registry_spec,
+                    code_versions[name],
+                    register=name in selected,
+                    checks=checks.get(name, set()),
                 )
             except Exception as error:  # the other datasets of the run still register
-                if len(context.selected_asset_keys) == 1:
+                if len(names) == 1:
                     raise
                 context.log.error(f"dataset '{name}' failed: {error}")
                 failed.append((name, error))
         if failed:
-            names = ", ".join(name for name, _ in failed)
+            listed = ", ".join(name for name, _ in failed)
             raise dg.Failure(
-                f"{len(failed)} of {len(context.selected_asset_keys)} datasets failed: {names}. "
-                "Their errors are in the run's log above; the others registered.",
+                f"{len(failed)} of {len(names)} datasets failed: {listed}. Their errors are in "
+                "the run's log above; the others registered.",
             ) from failed[0][1]
 
     return register_datasets
@@ -93,13 +109,43 @@ def _kinds(spec: DatasetSpec) -> set[str]:
     return {"pandas", spec.file_format} if spec.kind == "tabular" else {"files"}
 
 
+def _dataset_step(
+    context: dg.AssetExecutionContext,
+    name: str,
+    spec: DatasetSpec,
+    registry_spec: RegistrySpec,
+    code_version: str,
+    *,
+    register: bool,
+    checks: set[str],
+) -> Iterator[Any]:
+    """Register a version (if selected), then run the selected checks on it."""
+    registry = dataset_registry(
+        getattr(context.resources, registry_spec.datastore), registry_spec.prefix
+    )
+    record, frame = None, None
+    if register:
+        outcome, result = register_dataset(context, name, spec, registry_spec, code_version)
+        record, frame = outcome.record, outcome.frame
+        yield result
+    if not checks:
+        return
+    record = record or registry.latest(name)
+    if record is None:
+        raise dg.Failure(f"dataset '{name}' has no version yet: materialize it first.")
+    if frame is None:
+        stores = stores_from_resources(context.resources, [spec.datastore, registry_spec.datastore])
+        frame = load_version(record, stores, spec)
+    yield from check_results(name, spec, record, frame, checks)
+
+
 def register_dataset(
     context: dg.AssetExecutionContext,
     name: str,
     spec: DatasetSpec,
     registry_spec: RegistrySpec,
     code_version: str,
-) -> dg.MaterializeResult:
+) -> tuple[Registration, dg.MaterializeResult]:
     """Register a version of one dataset if its data changed; say which version it is now."""
     mode = spec.effective_mode
     store = getattr(context.resources, spec.datastore)
@@ -141,7 +187,7 @@ def register_dataset(
         )
     else:
         context.log.info(f"{name} is unchanged: still version {record.version}.")
-    return dg.MaterializeResult(
+    return outcome, dg.MaterializeResult(
         asset_key=name,
         metadata=dataset_metadata(outcome, registry),
         data_version=dg.DataVersion(record.fingerprint),

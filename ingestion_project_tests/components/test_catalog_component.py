@@ -356,3 +356,30 @@ def test_without_ingestion_home_every_command_uses_the_projects_root(
     assert workspace.home == (root / ".ingestion").resolve()
     landing = defs.resources["landing"].root  # type: ignore[union-attr]
     assert Path(landing) == (root / ".ingestion" / "landing").resolve()
+
+
+def test_declared_checks_run_with_the_dataset_and_a_failure_blocks_what_depends_on_it() -> None:
+    catalog = {
+        **SHARED_STORES,
+        "datasets": {
+            "rides": {
+                "datastore": "landing",
+                "path": "rides/*.csv",
+                "checks": [{"not_null": ["id"]}, {"between": {"temp": [0, 1]}}],
+            }
+        },
+        "models": {"demand": {"train_on": "rides", "target": "riders", "features": ["temp"]}},
+    }
+    defs = catalog_definitions(catalog)
+    landing = Path(defs.resources["landing"].root)  # type: ignore[union-attr]
+    (landing / "rides").mkdir(parents=True)
+    (landing / "rides" / "a.csv").write_text("id,temp,riders\n1,0.5,3\n,0.7,4\n")
+
+    result = materialize(defs, "rides", "demand", raise_on_error=False)
+
+    outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert outcomes == {"not_null": False, "between": True}
+    failed = next(e for e in result.get_asset_check_evaluations() if not e.passed)
+    assert failed.metadata["dataset_version"].value == 1
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "demand" not in materialized  # the blocking check stopped training on bad data
