@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ingestion_project.catalog.code_versions import code_identity
 from ingestion_project.catalog.datastore_entries import DatastoreEntry
@@ -26,7 +26,6 @@ from ingestion_project.catalog.errors import CatalogError, CatalogProblem
 from ingestion_project.catalog.parse import ParsedCatalog, parse_catalog
 from ingestion_project.catalog.project import ProjectCatalog, assemble_project
 from ingestion_project.catalog.spec import DatasetSpec, ModelSpec, MonitorSpec, RegistrySpec
-from ingestion_project.components.scaffolder import CatalogScaffolder
 from ingestion_project.settings import ingestion_home
 
 T = TypeVar("T")
@@ -61,18 +60,15 @@ class CatalogAttributes(BaseModel):
         """Keep the attributes as written; ``Catalog.load`` validates them entry by entry.
 
         Dagster validates attributes before it hands them to the component, where the file is
-        not known yet. The schema stays typed for editors and ``dg check yaml``; the mistakes
-        are worded in ``load``, with the file, every entry at once, and what to do.
+        not known yet. The schema stays typed for editors and ``dg check yaml``; the entries are
+        validated (once, with these same models) and their mistakes worded in ``load``, with the
+        file, every entry at once, and what to do.
         """
-        try:
-            model = handler(data)
-        except ValidationError:
-            model = cls.model_construct()
+        model = cls.model_construct()
         model._raw = data
         return model
 
 
-@dg.scaffold_with(CatalogScaffolder)
 class Catalog(dg.Component):
     """A declarative catalog, Azure ML style: datastores, datasets, models and monitors in YAML.
 
