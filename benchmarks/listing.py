@@ -31,7 +31,7 @@ from ingestion_project.datastores.azure_blob import AzureBlobDatastore
 from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
-from ingestion_project.triggers.data_change import build_data_change_sensor
+from ingestion_project.triggers.data_change import WatchedDataset, build_data_change_sensor
 from ingestion_project_tests.azurite import (
     ACCOUNT_KEY,
     Azurite,
@@ -53,7 +53,7 @@ def best_of(call: Callable[[], object], repeats: int = REPEATS) -> float:
 
 def sensor_tick(store: FileDatastore) -> Callable[[], object]:
     spec = DatasetSpec(datastore="store", path=PATTERN, trigger=DataChangeTrigger())
-    sensor = build_data_change_sensor("bench", spec, ["bench"])
+    sensor = build_data_change_sensor("bench", [WatchedDataset("bench", spec, ("bench",))])
 
     def tick() -> object:
         with dg.build_sensor_context(resources={"store": store}) as context:

@@ -23,10 +23,9 @@ from ingestion_project.training.assets import (
     build_predictions_asset,
     predictions_asset_name,
 )
-from ingestion_project.triggers.data_change import build_data_change_sensor
+from ingestion_project.triggers.data_change import WatchedDataset, build_data_change_sensors
 from ingestion_project.triggers.drift_retrain import build_retrain_sensor
 from ingestion_project.triggers.schedules import build_dataset_schedule
-from ingestion_project.triggers.sql_change import build_sql_change_sensor
 
 
 def refresh_job_name(dataset: str) -> str:
@@ -73,14 +72,12 @@ def build_definitions(
     # asset graph, so a job per dataset made loading quadratic in the number of datasets. A
     # schedule needs a job; its dataset gets one, named for people.
     jobs, sensors, schedules = [], [], []
+    watched = []
     for name in own("datasets"):
         dataset = catalog.datasets[name]
         selection = refresh_selection(catalog, name)
         if isinstance(dataset.trigger, DataChangeTrigger):
-            build_sensor = (
-                build_sql_change_sensor if dataset.query is not None else build_data_change_sensor
-            )
-            sensors.append(build_sensor(name, dataset, selection))
+            watched.append(WatchedDataset(name, dataset, tuple(selection)))
         elif isinstance(dataset.trigger, CronTrigger):
             job = dg.define_asset_job(
                 refresh_job_name(name),
@@ -90,6 +87,8 @@ def build_definitions(
             )
             jobs.append(job)
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
+    if watched:
+        sensors.extend(build_data_change_sensors(op_prefix, watched))
     for name in own("models"):
         model = catalog.models[name]
         monitors = [m for m, spec in catalog.monitors.items() if spec.model == name]

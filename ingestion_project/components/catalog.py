@@ -26,6 +26,7 @@ from ingestion_project.catalog.errors import CatalogError, CatalogProblem
 from ingestion_project.catalog.parse import ParsedCatalog, parse_catalog
 from ingestion_project.catalog.project import ProjectCatalog, assemble_project
 from ingestion_project.catalog.spec import DatasetSpec, ModelSpec, MonitorSpec, RegistrySpec
+from ingestion_project.components.scaffolder import CatalogScaffolder
 from ingestion_project.settings import ingestion_home
 
 T = TypeVar("T")
@@ -69,6 +70,7 @@ class CatalogAttributes(BaseModel):
         return model
 
 
+@dg.scaffold_with(CatalogScaffolder)
 class Catalog(dg.Component):
     """A declarative catalog, Azure ML style: datastores, datasets, models and monitors in YAML.
 

@@ -193,7 +193,7 @@ def run_demo(
             lead += f"; {MONTH_NAMES[previous - 1]}'s actuals join the history"
         arrive(store_root, INCOMING, month)
         say(lead + ".")
-        sensor = data_change_sensor_name(SCORING)
+        sensor = data_change_sensor_name("catalog", "30s")
         for request in runner.tick(sensor):
             _require(runner.launch_for_sensor(sensor, request))
         scoring = runner.metadata(SCORING)

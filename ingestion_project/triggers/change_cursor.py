@@ -1,54 +1,67 @@
-"""The cursor and run key of change sensors: one run per change, even when data changes back.
+"""The cursor and run keys of data-change sensors: one run per change, even when data changes back.
 
-The cursor holds the last fingerprint and how many changes the sensor has seen. The run key is
-``dataset:changes:fingerprint``: a repeat tick of the same state gives the same key (the daemon
-runs it once), while A -> B -> A gives three keys, so returning to an earlier state still
-registers a version. Nothing in it comes from the clock.
+For each dataset the cursor holds the last fingerprint and how many changes the sensor has seen.
+The run key is ``dataset:changes:fingerprint``: a repeat tick of the same state gives the same
+key (the daemon runs it once), while A -> B -> A gives three keys, so returning to an earlier
+state still registers a version. Nothing in it comes from the clock. The cursor also says where
+a tick that ran out of time stopped, so the next tick resumes there.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-
-import dagster as dg
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
 class ChangeCursor:
-    """What a change sensor remembers between ticks (the daemon stores it across restarts)."""
+    """What a sensor remembers of one dataset between ticks."""
 
     fingerprint: str | None = None
     changes: int = 0
 
+
+@dataclass(frozen=True)
+class WatchCursor:
+    """What a data-change sensor remembers between ticks (the daemon stores it across restarts)."""
+
+    datasets: dict[str, ChangeCursor] = field(default_factory=dict)
+    after: str | None = None
+
     @classmethod
-    def parse(cls, raw: str | None) -> ChangeCursor:
+    def parse(cls, raw: str | None) -> WatchCursor:
         if not raw:
             return cls()
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError:
-            return cls(fingerprint=raw, changes=1)  # a bare fingerprint from an older cursor
-        return cls(fingerprint=data.get("fingerprint"), changes=int(data.get("changes", 0)))
+        data = json.loads(raw)
+        return cls(
+            datasets={
+                name: ChangeCursor(item.get("fingerprint"), int(item.get("changes", 0)))
+                for name, item in (data.get("datasets") or {}).items()
+            },
+            after=data.get("after"),
+        )
 
     def serialize(self) -> str:
-        return json.dumps({"fingerprint": self.fingerprint, "changes": self.changes})
+        return json.dumps(
+            {
+                "datasets": {
+                    name: {"fingerprint": item.fingerprint, "changes": item.changes}
+                    for name, item in sorted(self.datasets.items())
+                },
+                "after": self.after,
+            },
+            sort_keys=True,
+        )
 
+    def with_dataset(self, name: str, state: ChangeCursor) -> WatchCursor:
+        return replace(self, datasets={**self.datasets, name: state})
 
-def change_result(
-    dataset: str, raw_cursor: str | None, fingerprint: str, unchanged: str
-) -> dg.SensorResult | dg.SkipReason:
-    """Skip when the fingerprint is the cursor's; otherwise request one run and advance."""
-    cursor = ChangeCursor.parse(raw_cursor)
-    if fingerprint == cursor.fingerprint:
-        return dg.SkipReason(unchanged)
-    advanced = ChangeCursor(fingerprint=fingerprint, changes=cursor.changes + 1)
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"{dataset}:{advanced.changes}:{fingerprint}",
-                tags={"ingestion/dataset": dataset, "ingestion/fingerprint": fingerprint[:16]},
-            )
-        ],
-        cursor=advanced.serialize(),
-    )
+    def resuming_after(self, name: str | None) -> WatchCursor:
+        return replace(self, after=name)
+
+    def rotation(self, names: list[str]) -> list[str]:
+        """The datasets in order, starting after the one the last (unfinished) tick stopped at."""
+        if self.after not in names:
+            return names
+        start = names.index(self.after) + 1
+        return names[start:] + names[:start]

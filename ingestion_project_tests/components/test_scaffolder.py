@@ -61,7 +61,7 @@ def test_a_scaffolded_catalog_loads_with_its_dataset_and_sensor(project: Path) -
     assert {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()} == {
         "sales_files"
     }
-    assert [sensor.name for sensor in defs.sensors or []] == ["sales_files_data_change_sensor"]
+    assert [sensor.name for sensor in defs.sensors or []] == ["sales__data_change_every_30s"]
 
 
 def test_the_dataset_can_be_named(project: Path) -> None:

@@ -59,7 +59,7 @@ def test_sql_dataset_materializes_versions_and_has_a_change_sensor(
         },
     }
     defs = catalog_definitions(raw)
-    assert "orders_data_change_sensor" in {sensor.name for sensor in defs.sensors or []}
+    assert "defs__catalog__data_change_every_30s" in {sensor.name for sensor in defs.sensors or []}
     instance = dg.DagsterInstance.ephemeral()
 
     first = materialize(defs, "orders", instance=instance)

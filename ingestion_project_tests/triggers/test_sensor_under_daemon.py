@@ -21,7 +21,7 @@ from ingestion_project.demo.loop import INCOMING
 from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
 
-SENSOR = data_change_sensor_name("bikeshare_scoring")
+SENSOR = data_change_sensor_name("catalog", "30s")
 LOCATION = "ingestion_project"
 # `dg dev` (the README's UI command) runs this daemon on a workspace built from [tool.dg.project];
 # run bare from the project root, `dagster-daemon run` loads the same code location.

@@ -10,13 +10,16 @@ import pytest
 
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
 from ingestion_project.datastores.base import DatastoreError
-from ingestion_project.triggers.change_cursor import ChangeCursor
-from ingestion_project.triggers.data_change import data_change_sensor_name
-from ingestion_project.triggers.sql_change import build_sql_change_sensor
+from ingestion_project.triggers.change_cursor import ChangeCursor, WatchCursor
+from ingestion_project.triggers.data_change import (
+    WatchedDataset,
+    build_data_change_sensor,
+    data_change_sensor_name,
+)
 from ingestion_project_tests.datasets.test_sql_datasets import ROWS, SOURCE, SqlTable, sql_table
 
 NAME = "orders"
-SENSOR = data_change_sensor_name(NAME)
+SENSOR = data_change_sensor_name("catalog", "30s")
 
 
 @pytest.fixture(params=["postgresql", "mysql"])
@@ -47,7 +50,7 @@ def definitions(source: SqlTable, spec: DatasetSpec) -> dg.Definitions:
 
     return dg.Definitions(
         assets=[orders],
-        sensors=[build_sql_change_sensor(NAME, spec, [NAME])],
+        sensors=[build_data_change_sensor(SENSOR, [WatchedDataset(NAME, spec, (NAME,))])],
         resources={SOURCE: source.store},
     )
 
@@ -73,7 +76,7 @@ def test_first_tick_requests_a_run_keyed_by_the_query_fingerprint(
     result = tick(defs, instance, None)
 
     expected = source.store.query_fingerprint(spec.query or "", spec.params, tables=spec.tables)
-    assert ChangeCursor.parse(result.cursor) == ChangeCursor(expected, 1)
+    assert WatchCursor.parse(result.cursor).datasets[NAME] == ChangeCursor(expected, 1)
     assert [request.run_key for request in requests(result)] == [f"{NAME}:1:{expected}"]
     tags = requests(result)[0].tags
     assert tags["ingestion/dataset"] == NAME
@@ -98,7 +101,7 @@ def test_unchanged_tables_skip_and_a_change_fires_with_a_new_key(
     source.insert([{"id": 6, "name": "dora", "amount": 6.5, "qty": 2}])
     changed = tick(defs, instance, first.cursor)
     assert len(requests(changed)) == 1
-    fingerprint = ChangeCursor.parse(changed.cursor).fingerprint
+    fingerprint = WatchCursor.parse(changed.cursor).datasets[NAME].fingerprint
     assert requests(changed)[0].run_key == f"{NAME}:2:{fingerprint}"
     assert changed.cursor != first.cursor
 
