@@ -94,7 +94,9 @@ class Catalog(dg.Component):
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Catalog:
-        raw = render_templates(getattr(attributes, "_raw", None) or {}, context.resolution_context)
+        raw = getattr(attributes, "_raw", None) or {}
+        if _has_template(repr(raw)):
+            raw = render_templates(raw, context.resolution_context)
         source = display_path(context)
         path = context.path / "defs.yaml"
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -183,6 +185,10 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _has_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
 def render_templates(value: Any, context: dg.ResolutionContext) -> Any:
     """Dagster's templates ({{ env.X }}, {{ context.project_root }}) as in any defs.yaml.
 
@@ -193,7 +199,7 @@ def render_templates(value: Any, context: dg.ResolutionContext) -> Any:
         return {key: render_templates(item, context.at_path(key)) for key, item in value.items()}
     if isinstance(value, list):
         return [render_templates(item, context.at_path(i)) for i, item in enumerate(value)]
-    if isinstance(value, str) and ("{{" in value or "{%" in value):
+    if isinstance(value, str) and _has_template(value):
         return context.resolve_value(value)
     return value
 
