@@ -57,6 +57,7 @@ bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/listing.py
 	$(VENV)/bin/python benchmarks/register_many_files.py --azurite
 	$(VENV)/bin/python benchmarks/load_tabular.py --mltable-python .venv-bench/bin/python
+	$(VENV)/bin/python benchmarks/load_catalog.py
 
 clean:
 	rm -rf $(VENV) .venv-bench $(TOOLS) .ingestion
