@@ -54,14 +54,14 @@ class RecordModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
     )
+    # Stored keys left out of the JSON when None: those only some records of the shape carry.
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
 
 class StoredRecord(RecordModel):
     """A record kept in its own JSON file; ``schema_version`` says which shape it has."""
 
     label: ClassVar[str] = "record"
-    # Stored keys left out of the JSON when None: those only some records of the shape carry.
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
@@ -210,7 +210,7 @@ class DatasetVersionRecord(VersionRecord):
 
 
 class ModelEstimator(RecordModel):
-    """The scikit-learn regressor a model version was trained with."""
+    """The scikit-learn estimator a model version was trained with."""
 
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -240,21 +240,52 @@ class ModelLineage(RecordModel):
 
 
 class ChampionComparison(RecordModel):
-    """The champion a challenger was compared with, on the challenger's holdout rows."""
+    """The champion a challenger was compared with, on the same newest labelled window.
+
+    ``method``, ``difference`` (challenger minus champion on the model's metric), ``p_value``,
+    ``min_effect`` and ``alpha`` say how the promotion gate decided; versions registered before
+    the gate existed have none of them.
+    """
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"method", "difference", "p_value", "min_effect", "alpha"}
+    )
 
     champion_version: int
     champion_metrics: dict[str, float]
+    method: str | None = None
+    difference: float | None = None
+    p_value: float | None = None
+    min_effect: float | None = None
+    alpha: float | None = None
+
+
+class DroppedRowsRecord(RecordModel):
+    """Rows left out of training, by reason."""
+
+    total: int
+    missing_target: int = 0
+    missing_features: int = 0
 
 
 class ModelVersionRecord(VersionRecord):
     """A model version: its declaration, holdout metrics, artifact and lineage.
 
-    ``metrics`` maps each metric name (r2, mae, rmse) to its value on the newest holdout rows.
+    ``metrics`` maps each metric name of the task (r2, mae, rmse; auc, log_loss, brier,
+    accuracy, f1) to its value on the newest labelled window (``window``), which the version
+    did not learn from. Versions registered before classifiers existed are regressions.
     """
 
     label: ClassVar[str] = "model version"
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"task", "positive_above", "window", "dropped"}
+    )
 
     model: str
+    task: str | None = None
+    positive_above: float | None = None
+    window: str | None = None
+    dropped: DroppedRowsRecord | None = None
     estimator: ModelEstimator
     features: list[str]
     categorical: list[str] = Field(default_factory=list)
@@ -284,11 +315,21 @@ StoredT = TypeVar("StoredT", bound=StoredRecord)
 
 def record_json(record: StoredRecord) -> bytes:
     """The stored form of a record; values of free-form fields (params) are kept as text."""
-    data = record.model_dump(by_alias=True)
-    for key in record.omitted_when_none:
-        if data[key] is None:
-            del data[key]
+    data = _without_absent(record, record.model_dump(by_alias=True))
     return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+
+
+def _without_absent(model: RecordModel, data: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the optional keys a model (or a model nested in it) does not carry."""
+    for key in model.omitted_when_none:
+        if key in data and data[key] is None:
+            del data[key]
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = type(model).model_fields[name].alias or name
+        if isinstance(value, RecordModel) and isinstance(data.get(key), dict):
+            data[key] = _without_absent(value, data[key])
+    return data
 
 
 def read_record(model: type[StoredT], payload: bytes, where: str) -> StoredT:

@@ -305,10 +305,49 @@ class DatasetSpec(SpecModel):
         return "csv"
 
 
-class EstimatorSpec(SpecModel):
-    """Which scikit-learn regressor to train and with which parameters."""
+REGRESSION_METRICS = ("r2", "mae", "rmse")
+CLASSIFICATION_METRICS = ("auc", "log_loss", "brier", "accuracy", "f1")
+HIGHER_IS_BETTER = {
+    "r2": True,
+    "mae": False,
+    "rmse": False,
+    "auc": True,
+    "log_loss": False,
+    "brier": False,
+    "accuracy": True,
+    "f1": True,
+}
+# Which estimators each task offers; the same name picks the regressor or the classifier.
+ESTIMATORS = {
+    "regression": (
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+        "ridge",
+        "linear",
+    ),
+    "classification": (
+        "logistic_regression",
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+    ),
+}
+# Estimators that accept missing values as they are (scikit-learn's histogram gradient boosting).
+ACCEPT_MISSING = frozenset({"hist_gradient_boosting"})
 
-    kind: Literal["random_forest", "gradient_boosting", "ridge", "linear"] = "random_forest"
+
+class EstimatorSpec(SpecModel):
+    """Which scikit-learn estimator to train and with which parameters."""
+
+    kind: Literal[
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+        "ridge",
+        "linear",
+        "logistic_regression",
+    ] = "random_forest"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -320,28 +359,162 @@ class ScoringSpec(SpecModel):
     path: str = "predictions"
 
 
+class MissingValuesSpec(SpecModel):
+    """What training and scoring do with missing feature values, and how many rows may go.
+
+    ``impute`` fills numbers with the median and categories with the most frequent value (learnt
+    on the training rows); ``native`` hands them to an estimator that accepts them
+    (hist_gradient_boosting); ``drop`` drops rows with any missing feature. Rows without a target
+    are always left out of training. If more than ``max_dropped_share`` of the rows would be
+    dropped for any reason, training fails saying how many and why.
+    """
+
+    strategy: Literal["impute", "native", "drop"] = "impute"
+    max_dropped_share: float = Field(default=0.05, ge=0, le=1)
+
+
+class TrainWindowSpec(SpecModel):
+    """Which recent data a model learns from: the last ``days`` or the last ``versions``."""
+
+    days: int | None = Field(default=None, ge=1)
+    versions: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> TrainWindowSpec:
+        if (self.days is None) == (self.versions is None):
+            raise ValueError("give exactly one of 'days' (by the timestamp column) or 'versions'")
+        return self
+
+
+class PromotionSpec(SpecModel):
+    """When a challenger replaces the champion.
+
+    Both are scored on the newest labelled window (the last ``window_days`` by the dataset's
+    timestamp column, else the newest ``holdout`` share of rows), which the challenger did not
+    learn from. The challenger wins only by at least ``min_effect`` (in the metric's units) and a
+    paired test at level ``alpha`` (DeLong for AUC, a paired bootstrap otherwise).
+    """
+
+    window_days: int | None = Field(default=None, ge=1)
+    min_effect: float = Field(default=0.0, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    refit: bool = Field(
+        default=True,
+        description="After a win, learn again from every row including the window.",
+    )
+
+
+class LabelsSpec(SpecModel):
+    """Where the ground truth of scored rows arrives, later: a dataset joined on ``key``."""
+
+    dataset: str
+    key: list[str] = Field(min_length=1)
+    column: str | None = Field(default=None, description="The label column; default: the target.")
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_key(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class RetrainPolicySpec(SpecModel):
+    """When to train a challenger: on drift, on a performance drop, on a schedule, or several.
+
+    ``performance_drop`` compares each window's realized metric (once labels arrived) or its
+    estimated metric (classifiers, from calibrated probabilities) with the champion's own figure
+    on its promotion window; a drop beyond ``tolerance`` (metric units) triggers retraining.
+    Each triggering result requests exactly one run.
+    """
+
+    on: list[Literal["drift", "performance_drop", "schedule"]] = Field(
+        default_factory=lambda: ["drift"], min_length=1
+    )
+    tolerance: float = Field(default=0.02, ge=0)
+    performance: Literal["realized", "estimated", "either"] = "either"
+    cron: str | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _schedule(self) -> RetrainPolicySpec:
+        if ("schedule" in self.on) != (self.cron is not None):
+            raise ValueError("'schedule' in 'on' and a 'cron' expression go together")
+        if self.cron is not None:
+            CronTrigger(cron=self.cron, timezone=self.timezone)
+        return self
+
+
 class ModelSpec(SpecModel):
     """A model trained on a dataset, registered as numbered versions, promoted only if better."""
 
     train_on: str
     target: str
+    task: Literal["regression", "classification"] | None = Field(
+        default=None, description="Inferred from the metric or estimator when left out."
+    )
+    positive_above: float | None = Field(
+        default=None,
+        description="For a classifier on a numeric column: the positive class is target > this.",
+    )
     features: list[str] = Field(min_length=1)
     categorical: list[str] = Field(default_factory=list)
     estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
     holdout: float = Field(default=0.2, gt=0, lt=1)
-    metric: Literal["r2", "mae", "rmse"] = "r2"
+    metric: Literal["r2", "mae", "rmse", "auc", "log_loss", "brier", "accuracy", "f1"] | None = None
+    missing: MissingValuesSpec = Field(default_factory=MissingValuesSpec)
+    train_window: TrainWindowSpec | None = None
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    labels: LabelsSpec | None = None
+    retrain: RetrainPolicySpec | None = None
     scoring: ScoringSpec | None = None
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _categorical_are_features(self) -> ModelSpec:
+    def _consistent(self) -> ModelSpec:
         extra = sorted(set(self.categorical) - set(self.features))
         if extra:
             raise ValueError(f"categorical columns {extra} are not listed in 'features'")
         if self.target in self.features:
             raise ValueError(f"the target '{self.target}' must not also be a feature")
+        task = self.task or _infer_task(self.metric, self.estimator.kind, self.positive_above)
+        object.__setattr__(self, "task", task)
+        if self.estimator.kind not in ESTIMATORS[task]:
+            raise ValueError(
+                f"estimator '{self.estimator.kind}' is not a {task} estimator; use one of "
+                f"{', '.join(ESTIMATORS[task])}"
+            )
+        metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        metric = self.metric or metrics[0]
+        object.__setattr__(self, "metric", metric)
+        if metric not in metrics:
+            raise ValueError(f"metric '{metric}' is not a {task} metric; use one of {metrics}")
+        if self.positive_above is not None and task != "classification":
+            raise ValueError("'positive_above' makes a classifier: set task: classification")
+        if self.missing.strategy == "native" and self.estimator.kind not in ACCEPT_MISSING:
+            raise ValueError(
+                f"missing.strategy 'native' needs an estimator that accepts missing values "
+                f"({', '.join(sorted(ACCEPT_MISSING))}); use 'impute' or 'drop' with "
+                f"'{self.estimator.kind}'"
+            )
         return self
+
+    @property
+    def task_name(self) -> str:
+        assert self.task is not None, "set by the validator"
+        return self.task
+
+    @property
+    def metric_name(self) -> str:
+        assert self.metric is not None, "set by the validator"
+        return self.metric
+
+
+def _infer_task(metric: str | None, estimator: str, positive_above: float | None) -> str:
+    if metric in CLASSIFICATION_METRICS or estimator == "logistic_regression":
+        return "classification"
+    if positive_above is not None:
+        return "classification"
+    return "regression"
 
 
 class MonitorSpec(SpecModel):

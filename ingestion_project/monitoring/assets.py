@@ -13,6 +13,7 @@ from ingestion_project.monitoring.results import drift_result_id, save_result
 from ingestion_project.training.assets import latest_dataset, model_registry, predictions_asset_name
 from ingestion_project.training.scoring import (
     PREDICTION,
+    PROBABILITY,
     predictions_path,
     read_predictions,
     score,
@@ -66,7 +67,8 @@ def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             getattr(context.resources, scoring.datastore),
             predictions_path(scoring.path, model_record, target_record),
         )
-        columns = [*features, PREDICTION]
+        output = PROBABILITY if model_spec.task_name == "classification" else PREDICTION
+        columns = [*features, output]
         result, html = compute_drift(baseline_scored, current, columns, categorical=categorical)
         result_id = drift_result_id(
             name, model_record, baseline_record, target_record, features, monitor.threshold

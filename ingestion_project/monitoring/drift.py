@@ -186,8 +186,12 @@ def compute_drift(
     columns: Sequence[str],
     *,
     categorical: Sequence[str] = (),
+    html: bool = True,
 ) -> tuple[DriftResult, str]:
     """Return per-column drift (evidently) and the evidently HTML report as a string.
+
+    ``html=False`` skips rendering the report (an empty string instead): backtests compare
+    many windows and read only the figures.
 
     evidently picks each column's test by type and size (e.g. K-S or chi-square on small
     baselines, Wasserstein or Jensen-Shannon above 1,000 rows), so results stay comparable with
@@ -198,6 +202,7 @@ def compute_drift(
         current: The new data to compare against the baseline.
         columns: Columns to compare; those not in `categorical` must be numeric.
         categorical: The subset of `columns` to treat as categories.
+        html: Whether to render evidently's report (an empty string when not).
 
     Returns:
         The per-column result and a self-contained HTML document of evidently's report.
@@ -229,7 +234,7 @@ def compute_drift(
         baseline_rows=len(baseline),
         current_rows=len(current),
     )
-    return result, snapshot.get_html_str(as_iframe=False)
+    return result, snapshot.get_html_str(as_iframe=False) if html else ""
 
 
 def _severity_bar(feature: FeatureDrift) -> str:

@@ -7,6 +7,7 @@ import dagster as dg
 from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.datasets.versions import (
     DatasetError,
+    DatasetRegistry,
     dataset_registry,
     load_version,
     stores_from_resources,
@@ -77,7 +78,13 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
         stores = stores_from_resources(
             context.resources, [dataset.datastore, catalog.registry.datastore]
         )
-        frame = load_version(dataset_record, stores, dataset)
+        source = dataset_record
+        if spec.train_window is not None and spec.train_window.versions is not None:
+            registry = dataset_registry(
+                getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
+            )
+            source = rows_of_last_versions(dataset_record, registry, spec.train_window.versions)
+        frame = load_version(source, stores, dataset)
         record = train_and_register(
             name,
             spec,
@@ -86,10 +93,12 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             models,
             run_id=context.run.run_id,
             code_version=code_version,
+            timestamp_column=dataset.timestamp_column,
         )
+        metric = spec.metric_name
         context.log.info(
-            f"Registered {name} version {record.version} ({spec.metric} "
-            f"{record.metrics[spec.metric]}); {record.decision}."
+            f"Registered {name} version {record.version} ({metric} "
+            f"{record.metrics[metric]}); {record.decision}."
         )
         history = [
             {
@@ -101,17 +110,30 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             for item in models.versions.all(name)
         ]
         champion = models.champion(name)
+        comparison = record.compared_with
+        gate = {}
+        if comparison is not None and comparison.p_value is not None:
+            gate = {
+                "gate_method": comparison.method,
+                "gate_difference": comparison.difference,
+                "gate_p_value": comparison.p_value,
+                f"champion_{metric}": comparison.champion_metrics.get(metric),
+            }
+        dropped = record.dropped
         return dg.MaterializeResult(
             metadata={
                 "model_version": record.version,
                 "trained": True,
+                "task": spec.task_name,
                 "champion_version": champion.version if champion else None,
                 "promoted": record.promoted,
                 "decision": record.decision,
                 **{f"holdout_{key}": value for key, value in record.metrics.items()},
+                **gate,
                 "trained_on": f"{spec.train_on} v{dataset_record.version}",
                 "train_rows": record.train_rows,
                 "holdout_rows": record.holdout_rows,
+                "dropped_rows": dropped.missing_target + dropped.missing_features if dropped else 0,
                 "features": ", ".join(spec.features),
                 "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
             },
@@ -119,6 +141,25 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
         )
 
     return model_asset
+
+
+def rows_of_last_versions(
+    record: DatasetVersionRecord, registry: DatasetRegistry, versions: int
+) -> DatasetVersionRecord:
+    """The version with only the files that arrived in its last ``versions`` versions."""
+    older_number = record.version - versions
+    if older_number < 1:
+        return record
+    older = registry.get(record.dataset, older_number)
+    originals = record.source_manifest or record.manifest
+    before = {(entry.path, entry.etag) for entry in (older.source_manifest or older.manifest)}
+    keep = [
+        index for index, entry in enumerate(originals) if (entry.path, entry.etag) not in before
+    ]
+    update: dict[str, object] = {"manifest": [record.manifest[index] for index in keep]}
+    if record.source_manifest is not None:
+        update["source_manifest"] = [record.source_manifest[index] for index in keep]
+    return record.model_copy(update=update)
 
 
 def already_trained(

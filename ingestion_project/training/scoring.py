@@ -10,9 +10,15 @@ import pandas as pd
 from ingestion_project.catalog.spec import ModelSpec
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
-from ingestion_project.training.estimators import evaluate, require_columns
+from ingestion_project.training.estimators import (
+    PREDICTION,
+    PROBABILITY,
+    evaluate,
+    predict,
+    require_columns,
+)
 
-PREDICTION = "prediction"
+__all__ = ["PREDICTION", "PROBABILITY", "live_metrics", "predictions_path", "score"]
 
 
 def predictions_path(
@@ -26,9 +32,12 @@ def predictions_path(
 
 
 def score(pipeline: Any, frame: pd.DataFrame, spec: ModelSpec, what: str) -> pd.DataFrame:
+    """The rows with the model's prediction (and, for classifiers, the probability) added."""
     require_columns(frame, list(spec.features), what)
+    predicted = predict(pipeline, frame, spec)
     scored = frame.copy()
-    scored[PREDICTION] = pipeline.predict(frame[spec.features])
+    for column in predicted.columns:
+        scored[column] = predicted[column]
     return scored
 
 
