@@ -278,7 +278,7 @@ class ModelVersionRecord(VersionRecord):
 
     label: ClassVar[str] = "model version"
     omitted_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"task", "positive_above", "window", "dropped"}
+        {"task", "positive_above", "window", "dropped", "calibration"}
     )
 
     model: str
@@ -286,6 +286,9 @@ class ModelVersionRecord(VersionRecord):
     positive_above: float | None = None
     window: str | None = None
     dropped: DroppedRowsRecord | None = None
+    # Classifiers: the isotonic map from the version's probabilities to calibrated ones, fitted
+    # on its window; it estimates performance on new data before labels arrive.
+    calibration: dict[str, list[float]] | None = None
     estimator: ModelEstimator
     features: list[str]
     categorical: list[str] = Field(default_factory=list)
@@ -308,6 +311,38 @@ class AliasRecord(StoredRecord):
 
     version: int = Field(ge=1)
     reason: str = ""
+
+
+class WindowPerformance(StoredRecord):
+    """How one model version did on one scored window: estimated first, realized once labelled.
+
+    A window is one version of the scoring dataset. ``estimated`` (classifiers) comes from the
+    calibrated probabilities at scoring time; ``realized`` from the labels that arrived later.
+    ``reference`` is the model version's own metric on the window it was promoted on.
+    """
+
+    label: ClassVar[str] = "window performance"
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"estimated", "realized", "labels_version", "start", "end"}
+    )
+
+    model: str
+    model_version: int
+    dataset: str
+    dataset_version: int
+    metric: str
+    rows: int
+    reference: float | None = None
+    estimated: dict[str, float] | None = None
+    realized: dict[str, float] | None = None
+    labelled_rows: int = 0
+    labels_version: int | None = None
+    start: str | None = None
+    end: str | None = None
+
+    @property
+    def window(self) -> str:
+        return f"{self.dataset} v{self.dataset_version}"
 
 
 StoredT = TypeVar("StoredT", bound=StoredRecord)

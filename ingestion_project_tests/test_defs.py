@@ -32,7 +32,7 @@ EXPECTED_CHECKS = {
     ("bikeshare_scoring", "not_null"),
 }
 EXPECTED_JOBS = {"refresh_bikeshare_history", "retrain_bikeshare_demand"}
-EXPECTED_SENSORS = {"catalog__data_change_every_30s", "bikeshare_drift_retrain_sensor"}
+EXPECTED_SENSORS = {"catalog__data_change_every_30s", "bikeshare_demand_retrain_sensor"}
 EXPECTED_SCHEDULES = {"bikeshare_history_schedule"}
 
 

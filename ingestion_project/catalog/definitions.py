@@ -18,13 +18,21 @@ from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
 from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.monitoring.assets import build_drift_asset
+from ingestion_project.monitoring.performance_assets import (
+    build_performance_asset,
+    performance_asset_name,
+)
 from ingestion_project.training.assets import (
     build_model_asset,
     build_predictions_asset,
     predictions_asset_name,
 )
 from ingestion_project.triggers.data_change import WatchedDataset, build_data_change_sensors
-from ingestion_project.triggers.drift_retrain import build_retrain_sensor
+from ingestion_project.triggers.drift_retrain import (
+    build_retrain_sensor,
+    effective_policy,
+    retrain_schedule_name,
+)
 from ingestion_project.triggers.schedules import build_dataset_schedule
 
 
@@ -63,6 +71,8 @@ def build_definitions(
         if catalog.models[name].scoring is not None:
             version = predictions_code_version(catalog, name)
             assets.append(build_predictions_asset(name, catalog, version))
+            if catalog.models[name].labels is not None:
+                assets.append(build_performance_asset(name, catalog, version))
     assets.extend(
         build_drift_asset(name, catalog, drift_code_version(catalog, name))
         for name in own("monitors")
@@ -102,11 +112,32 @@ def build_definitions(
             "promote it only if better, then re-score and re-check drift.",
         )
         jobs.append(job)
-        sensors.extend(
-            build_retrain_sensor(monitor, job.name)
-            for monitor in monitors
-            if catalog.monitors[monitor].retrain
+        drift_monitors = [m for m in monitors if catalog.monitors[m].retrain]
+        policy = effective_policy(model, drift_monitors)
+        if policy is None:
+            continue
+        sensor = build_retrain_sensor(
+            name,
+            model,
+            policy,
+            drift_monitors=drift_monitors,
+            predictions=predictions_asset_name(name) if model.scoring is not None else None,
+            performance=performance_asset_name(name) if model.labels is not None else None,
+            job_name=job.name,
         )
+        if sensor is not None:
+            sensors.append(sensor)
+        if policy.cron is not None:
+            schedules.append(
+                dg.ScheduleDefinition(
+                    name=retrain_schedule_name(name),
+                    cron_schedule=policy.cron,
+                    execution_timezone=policy.timezone,
+                    job_name=job.name,
+                    description=f"Trains a challenger of '{name}' on '{policy.cron}' "
+                    f"({policy.timezone}); it replaces the champion only if the gate says so.",
+                )
+            )
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
@@ -117,10 +148,13 @@ def build_definitions(
 
 
 def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:
-    """The dataset, the predictions of models that score it, and the monitors that watch it."""
+    """The dataset, what scores or monitors it, and the performance of models it labels."""
     selected = [dataset]
     for name, model in catalog.models.items():
         if model.scoring is not None and model.scoring.dataset == dataset:
             selected.append(predictions_asset_name(name))
+        if model.scoring is not None and model.labels is not None:
+            if model.labels.dataset == dataset:
+                selected.append(performance_asset_name(name))
     selected.extend(m for m in catalog.monitors if catalog.monitor_target(m) == dataset)
     return selected

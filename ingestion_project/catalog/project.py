@@ -242,6 +242,45 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
     for name, model in project.models.items():
         where = f"models.{name}"
         dataset_ref("models", name, f"{where}.train_on", model.train_on)
+        history = project.datasets.get(model.train_on)
+        days = [
+            (f"{where}.train_window.days", model.train_window and model.train_window.days),
+            (f"{where}.promotion.window_days", model.promotion.window_days),
+        ]
+        for entry, value in days:
+            if value and history is not None and not history.timestamp_column:
+                report(
+                    "models",
+                    name,
+                    entry,
+                    f"a window in days needs a timestamp, and dataset '{model.train_on}' has no "
+                    "'timestamp_column'",
+                    f"Declare datasets.{model.train_on}.timestamp_column, or use "
+                    "train_window.versions / leave window_days out",
+                )
+        if model.labels is not None:
+            dataset_ref("models", name, f"{where}.labels.dataset", model.labels.dataset)
+            if model.scoring is None:
+                report(
+                    "models",
+                    name,
+                    f"{where}.labels",
+                    "labels are joined to the model's predictions, and it has no 'scoring:'",
+                    f"Add models.{name}.scoring, or leave 'labels' out",
+                )
+        policy = model.retrain
+        if policy is not None and "performance_drop" in policy.on:
+            realized = model.labels is not None and policy.performance != "estimated"
+            estimated = model.task_name == "classification" and policy.performance != "realized"
+            if not (realized or estimated):
+                report(
+                    "models",
+                    name,
+                    f"{where}.retrain.on",
+                    "'performance_drop' needs performance to judge: realized (declare 'labels') "
+                    "or estimated (classifiers, performance: estimated or either)",
+                    f"Add models.{name}.labels, or remove 'performance_drop'",
+                )
         if model.scoring is None:
             continue
         dataset_ref("models", name, f"{where}.scoring.dataset", model.scoring.dataset)

@@ -210,7 +210,7 @@ def run_demo(
             f"{drift.get('baseline')} (threshold {drift.get('threshold')}), drifted: "
             f"{outcome.drifted}."
         )
-        requests = runner.tick(retrain_sensor_name(MONITOR))
+        requests = runner.tick(retrain_sensor_name(MODEL))
         outcome.retrain_requested = bool(requests)
         for request in requests:
             say(f"      Drift crossed the threshold: retraining (run key {request.run_key}).")
@@ -222,7 +222,7 @@ def run_demo(
             after = runner.metadata(MONITOR)
             say(f"      {MODEL} v{outcome.model_version}: {outcome.decision}.")
             say(f"      Drift after retraining: {after.get('drift_share', 0):.2f}.")
-            runner.tick(retrain_sensor_name(MONITOR))
+            runner.tick(retrain_sensor_name(MODEL))
         if not requests:
             say("      Drift below the threshold: no retraining.")
         report.months.append(outcome)

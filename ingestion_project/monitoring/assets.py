@@ -102,6 +102,7 @@ def build_drift_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
                 "model_version": model_record.version,
                 "baseline": f"{baseline_record.dataset} v{baseline_record.version}",
                 "target": f"{target_record.dataset} v{target_record.version}",
+                "evidence_key": f"data:{target_record.dataset}:v{target_record.version}",
                 "features": dg.MetadataValue.md(drift_markdown(result)),
                 "report_path": paths["report"],
             },

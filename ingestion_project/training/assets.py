@@ -3,8 +3,10 @@
 from collections.abc import Iterator
 
 import dagster as dg
+import pandas as pd
 
 from ingestion_project.catalog.project import ProjectCatalog
+from ingestion_project.catalog.spec import ModelSpec
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetRegistry,
@@ -13,7 +15,7 @@ from ingestion_project.datasets.versions import (
     stores_from_resources,
 )
 from ingestion_project.metadata import markdown_table
-from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
+from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord, WindowPerformance
 from ingestion_project.training.lifecycle import train_and_register
 from ingestion_project.training.registry import ModelRegistry
 from ingestion_project.training.scoring import (
@@ -173,6 +175,51 @@ def already_trained(
     )
 
 
+def record_window(
+    context: dg.AssetExecutionContext,
+    catalog: ProjectCatalog,
+    spec: ModelSpec,
+    model_record: ModelVersionRecord,
+    dataset_record: DatasetVersionRecord,
+    scored: pd.DataFrame,
+) -> dict[str, float]:
+    """Keep the window's estimated performance (classifiers) until its labels arrive.
+
+    The window belongs to the model version that scored it first: a later champion re-scoring
+    the same data does not replace the record.
+    """
+    from ingestion_project.monitoring.performance_assets import (
+        estimate,
+        load_window,
+        save_window,
+        window_path,
+    )
+
+    store = getattr(context.resources, catalog.registry.datastore)
+    path = window_path(
+        catalog.registry.prefix, model_record.model, dataset_record.dataset, dataset_record.version
+    )
+    known = load_window(store, path)
+    if known is not None:
+        return dict(known.estimated or {}) if known.model_version == model_record.version else {}
+    figures = estimate(spec, model_record, scored)
+    save_window(
+        store,
+        path,
+        WindowPerformance(
+            model=model_record.model,
+            model_version=model_record.version,
+            dataset=dataset_record.dataset,
+            dataset_version=dataset_record.version,
+            metric=spec.metric_name,
+            rows=len(scored),
+            reference=model_record.metrics.get(spec.metric_name),
+            estimated=figures or None,
+        ),
+    )
+    return figures
+
+
 def predictions_asset_name(model: str) -> str:
     return f"{model}_predictions"
 
@@ -217,11 +264,13 @@ def build_predictions_asset(
         path = predictions_path(scoring.path, model_record, dataset_record)
         written = write_predictions(getattr(context.resources, scoring.datastore), path, scored)
         metrics = live_metrics(scored, pipeline, spec) or {}
+        estimated = record_window(context, catalog, spec, model_record, dataset_record, scored)
         context.log.info(
             f"Scored {len(scored)} rows of {scoring.dataset} v{dataset_record.version} with "
             f"{name} v{model_record.version} -> {path}"
             + ("" if written else " (already there, unchanged)")
         )
+        metric = spec.metric_name
         yield dg.MaterializeResult(
             metadata={
                 "path": path,
@@ -231,6 +280,9 @@ def build_predictions_asset(
                 "dagster/row_count": len(scored),
                 "mean_prediction": round(float(scored[PREDICTION].mean()), 3),
                 **{f"live_{key}": value for key, value in metrics.items()},
+                **{f"estimated_{key}": value for key, value in estimated.items()},
+                f"reference_{metric}": model_record.metrics.get(metric),
+                "evidence_key": f"data:{scoring.dataset}:v{dataset_record.version}",
                 "preview": dg.MetadataValue.md(
                     markdown_table(scored.head(5).to_dict(orient="records"))
                 ),

@@ -150,6 +150,7 @@ def train_and_register(
             task=spec.task_name,
             positive_above=spec.positive_above,
             window=result.window,
+            calibration=result.calibrator.to_dict() if result.calibrator is not None else None,
             dropped=DroppedRowsRecord(
                 total=dropped.total,
                 missing_target=dropped.missing_target,

@@ -56,7 +56,8 @@ def decide(policy: RetrainPolicySpec, metric: str, evidence: Evidence) -> Policy
     if "schedule" in policy.on and evidence.scheduled:
         fired.append(f"schedule '{policy.cron}'")
     if fired:
-        return PolicyDecision(True, "retrain: " + "; ".join(fired))
+        rest = f" (quiet: {'; '.join(quiet)})" if quiet else ""
+        return PolicyDecision(True, "retrain: " + "; ".join(fired) + rest)
     return PolicyDecision(False, "keep: " + ("; ".join(quiet) or "no trigger has evidence yet"))
 
 

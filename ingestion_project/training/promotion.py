@@ -63,12 +63,10 @@ def compare(
             metric_function(metric),
             higher_is_better=higher,
             seed=seed,
+            name=metric,
         )
     decision = decide_promotion(
-        comparison,
-        min_effect=spec.promotion.min_effect,
-        alpha=spec.promotion.alpha,
-        higher_is_better=higher,
+        comparison, min_effect=spec.promotion.min_effect, alpha=spec.promotion.alpha
     )
     return GateDecision(
         promote=decision.promote,
@@ -79,17 +77,22 @@ def compare(
     )
 
 
-def metric_function(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A metric on (labels, predictions or probabilities) arrays, for the bootstrap."""
+def metric_function(metric: str) -> Callable[[Any, Any], float]:
+    """A metric on (labels, predictions or probabilities), for the bootstrap.
+
+    Metrics that are means over rows use the bootstrap's vectorised path; f1 is a plain call.
+    """
     from sklearn import metrics as sk
 
+    from ingestion_project.training import significance
+
     functions: dict[str, Callable[[Any, Any], float]] = {
-        "r2": sk.r2_score,
-        "mae": sk.mean_absolute_error,
-        "rmse": lambda y, p: float(np.sqrt(sk.mean_squared_error(y, p))),
-        "log_loss": lambda y, p: float(sk.log_loss(y, p, labels=[0, 1])),
-        "brier": sk.brier_score_loss,
-        "accuracy": sk.accuracy_score,
+        "r2": significance.R2,
+        "mae": significance.MAE,
+        "rmse": significance.RMSE,
+        "log_loss": significance.LOG_LOSS,
+        "brier": significance.BRIER,
+        "accuracy": significance.ACCURACY,
         "f1": lambda y, p: float(sk.f1_score(y, p, zero_division=0)),  # type: ignore[arg-type]
     }
     return functions[metric]
