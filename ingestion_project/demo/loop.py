@@ -1,4 +1,8 @@
-"""The demo: months of bike rentals arrive, drift is measured, and retraining fires by itself.
+"""The demo: months of bike rentals arrive, and two models look after themselves.
+
+Drift, estimated and realized performance are measured, and the declared policies retrain a
+regressor of demand and a classifier of busy hours, promoting a challenger only when the gate
+says it wins.
 
 It drives the real definitions the way the daemon would: it ticks the sensors, launches the runs
 they request (skipping run keys that already ran, as the daemon does) and records everything in
@@ -16,7 +20,7 @@ from typing import Any
 
 import dagster as dg
 
-from ingestion_project.catalog.definitions import retrain_job_name
+from ingestion_project.catalog.definitions import refresh_job_name, retrain_job_name
 from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project.triggers.drift_retrain import retrain_sensor_name
 
@@ -25,6 +29,7 @@ HISTORY = "bikeshare/history"
 INCOMING = "bikeshare/incoming"
 DATASET, SCORING = "bikeshare_history", "bikeshare_scoring"
 MODEL, MONITOR = "bikeshare_demand", "bikeshare_drift"
+CLASSIFIER, CLASSIFIER_MONITOR = "busy_hours", "busy_hours_drift"
 MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 RUN_KEY_TAG = "dagster/run_key"
 # The demo speaks in sentences; Dagster's step-by-step log stays in the instance for the UI.
@@ -37,13 +42,24 @@ def demo_definitions() -> dg.Definitions:
     Built from the package's own defs module, so it works from a checkout and from a wheel
     alike, whatever folder the command runs in.
     """
+    return _demo_tree().build_defs()
+
+
+def demo_catalog() -> Any:
+    """The demo project's catalog (every catalog of its defs folder, as one project)."""
+    from ingestion_project.components.catalog import Catalog, shared_project
+
+    return shared_project(_demo_tree().get_all_components(Catalog))
+
+
+def _demo_tree() -> dg.ComponentTree:
     import importlib
 
     import ingestion_project
 
     defs_module = importlib.import_module("ingestion_project.defs")
     root = Path(ingestion_project.__file__).resolve().parent.parent
-    return dg.ComponentTree.from_module(defs_module=defs_module, project_root=root).build_defs()
+    return dg.ComponentTree.from_module(defs_module=defs_module, project_root=root)
 
 
 @dataclass
@@ -59,6 +75,10 @@ class MonthOutcome:
     model_version: int | None = None
     promoted: bool | None = None
     decision: str = ""
+    estimated_auc: float | None = None
+    realized_auc: float | None = None
+    classifier_version: int | None = None
+    classifier_decisions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +88,7 @@ class DemoReport:
     months: list[MonthOutcome] = field(default_factory=list)
     runs: int = 0
     seconds: float = 0.0
+    backtest: list[str] = field(default_factory=list)
 
 
 class DemoRunner:
@@ -166,14 +187,16 @@ def run_demo(
     started = time.monotonic()
     runner = DemoRunner(defs, instance)
     report = DemoReport()
-    total = len(arriving) + 1
+    total = len(arriving) + 2
 
-    say(f"[1/{total}] {_months(first_months)} 2011 land in {HISTORY}/; training the first model.")
+    say(f"[1/{total}] {_months(first_months)} 2011 land in {HISTORY}/; training the first models.")
     for month in first_months:
         arrive(store_root, HISTORY, month)
     _require(runner.launch(retrain_job_name(MODEL)))
+    _require(runner.launch(retrain_job_name(CLASSIFIER)))
     dataset = runner.metadata(DATASET)
     model = runner.metadata(MODEL)
+    classifier = runner.metadata(CLASSIFIER)
     say(
         f"      {DATASET} version {dataset['version']}: {dataset['files']} files, "
         f"{dataset['dagster/row_count']:,} rows (fingerprint {str(dataset['fingerprint'])[:12]})."
@@ -182,6 +205,11 @@ def run_demo(
         f"      {MODEL} version {model['model_version']} trained on {model['trained_on']}: "
         f"R² {model['holdout_r2']} on its newest {model['holdout_rows']} rows (held out); "
         f"{model['decision']}."
+    )
+    say(
+        f"      {CLASSIFIER} version {classifier['model_version']} (busy hour: more than 300 "
+        f"rentals): AUC {classifier['holdout_auc']} on its newest {classifier['holdout_rows']} "
+        "rows (held out)."
     )
 
     previous: int | None = None
@@ -193,44 +221,106 @@ def run_demo(
             lead += f"; {MONTH_NAMES[previous - 1]}'s actuals join the history"
         arrive(store_root, INCOMING, month)
         say(lead + ".")
+        if previous is not None:
+            # The history's nightly schedule: a new version, and the realized performance of
+            # the month whose labels just arrived.
+            _require(runner.launch(refresh_job_name(DATASET)))
+            performance = runner.metadata(f"{CLASSIFIER}_performance")
+            outcome.realized_auc = performance.get("realized_auc")
+            if outcome.realized_auc is not None:
+                say(
+                    f"      {CLASSIFIER}: realized AUC on {MONTH_NAMES[previous - 1]} "
+                    f"{outcome.realized_auc:.3f} (model v{performance.get('model_version')}; "
+                    f"estimated {performance.get('estimated_auc', float('nan')):.3f} before "
+                    "the labels arrived)."
+                )
         sensor = data_change_sensor_name("catalog", "30s")
         for request in runner.tick(sensor):
             _require(runner.launch_for_sensor(sensor, request))
         scoring = runner.metadata(SCORING)
         predictions = runner.metadata(f"{MODEL}_predictions")
         drift = runner.metadata(MONITOR)
+        scored = runner.metadata(f"{CLASSIFIER}_predictions")
         outcome.scoring_version = scoring.get("version")
         outcome.live_r2 = predictions.get("live_r2")
         outcome.drift_share = drift.get("drift_share")
         outcome.drifted = str(drift.get("drifted_columns", ""))
+        outcome.estimated_auc = scored.get("estimated_auc")
         say(
-            f"      {SCORING} version {outcome.scoring_version}; model v"
+            f"      {SCORING} version {outcome.scoring_version}; {MODEL} v"
             f"{predictions.get('model_version')} scored it (R² against its actuals "
             f"{outcome.live_r2}); drift share {outcome.drift_share:.2f} against "
             f"{drift.get('baseline')} (threshold {drift.get('threshold')}), drifted: "
             f"{outcome.drifted}."
         )
-        requests = runner.tick(retrain_sensor_name(MODEL))
-        outcome.retrain_requested = bool(requests)
-        for request in requests:
-            say(f"      Drift crossed the threshold: retraining (run key {request.run_key}).")
-            _require(runner.launch(retrain_job_name(MODEL), request))
-            model = runner.metadata(MODEL)
-            outcome.model_version = model.get("model_version")
-            outcome.promoted = model.get("promoted")
-            outcome.decision = str(model.get("decision", ""))
-            after = runner.metadata(MONITOR)
-            say(f"      {MODEL} v{outcome.model_version}: {outcome.decision}.")
-            say(f"      Drift after retraining: {after.get('drift_share', 0):.2f}.")
-            runner.tick(retrain_sensor_name(MODEL))
-        if not requests:
-            say("      Drift below the threshold: no retraining.")
+        if outcome.estimated_auc is not None:
+            say(
+                f"      {CLASSIFIER} v{scored.get('model_version')} scored it: estimated AUC "
+                f"{outcome.estimated_auc:.3f} from its calibrated probabilities (no labels yet)."
+            )
+        _retrain(runner, MODEL, MONITOR, outcome, say)
+        _retrain(runner, CLASSIFIER, CLASSIFIER_MONITOR, outcome, say)
         report.months.append(outcome)
         previous = month
 
+    say(
+        f"[{total}/{total}] Backtest of {CLASSIFIER}: its declared policy replayed month by month "
+        f"over the history, beside never and always retraining."
+    )
+    report.backtest = _backtest(store_root)
+    for line in report.backtest:
+        say(f"      {line}")
     report.runs = runner.runs
     report.seconds = time.monotonic() - started
     return report
+
+
+def _retrain(
+    runner: DemoRunner,
+    model_name: str,
+    monitor: str,
+    outcome: MonthOutcome,
+    say: Callable[[str], None],
+) -> None:
+    """Tick the model's retraining sensor and run what it asks for, as the daemon would."""
+    requests = runner.tick(retrain_sensor_name(model_name))
+    if model_name == MODEL:
+        outcome.retrain_requested = bool(requests)
+    for request in requests:
+        reason = request.tags.get("ingestion/reason", "")
+        say(f"      {model_name}: {reason} (run key {request.run_key}).")
+        _require(runner.launch(retrain_job_name(model_name), request))
+        model = runner.metadata(model_name)
+        decision = str(model.get("decision", ""))
+        say(f"      {model_name} v{model.get('model_version')}: {decision}.")
+        if model_name == MODEL:
+            outcome.model_version = model.get("model_version")
+            outcome.promoted = model.get("promoted")
+            outcome.decision = decision
+            after = runner.metadata(monitor)
+            say(f"      Drift after retraining: {after.get('drift_share', 0):.2f}.")
+        else:
+            outcome.classifier_version = model.get("model_version")
+            outcome.classifier_decisions.append(decision)
+    if not requests:
+        say(f"      {model_name}: the policy keeps the champion.")
+    # The retraining run re-scored and re-checked the same month: the policy must not ask again.
+    runner.tick(retrain_sensor_name(model_name))
+
+
+def _backtest(store_root: Path) -> list[str]:
+    """Replay the classifier's policy over the latest history with the project's own specs."""
+    from ingestion_project.datasets.versions import dataset_registry, load_version
+    from ingestion_project.datastores.local import LocalDatastore
+    from ingestion_project.training.backtest import backtest_model
+
+    store = LocalDatastore(name="workspace_default", root=str(store_root))
+    record = dataset_registry(store, "_registry").latest(DATASET)
+    assert record is not None
+    catalog = demo_catalog()
+    frame = load_version(record, {"workspace_default": store}, catalog.datasets[DATASET])
+    result = backtest_model(catalog, CLASSIFIER, frame, warmup=4)
+    return result.lines()
 
 
 def _require(result: dg.ExecuteInProcessResult) -> None:

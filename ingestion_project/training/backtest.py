@@ -269,3 +269,42 @@ def _windows(
         for key, rows in ordered.groupby("_period", sort=True)
         if len(rows)
     ]
+
+
+def backtest_model(
+    catalog: Any,
+    model: str,
+    frame: pd.DataFrame,
+    *,
+    period: str = "M",
+    warmup: int = 1,
+    say: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Backtest a declared model with its declared policy, gate and drift monitor."""
+    spec: ModelSpec = catalog.models[model]
+    history = catalog.datasets[spec.train_on]
+    monitors = [
+        name
+        for name, monitor in catalog.monitors.items()
+        if monitor.model == model and monitor.retrain
+    ]
+    settings = None
+    if monitors:
+        features = catalog.monitor_features(monitors[0])
+        settings = MonitorSettings(
+            features=features,
+            categorical=[column for column in features if column in spec.categorical],
+            threshold=catalog.monitors[monitors[0]].threshold,
+        )
+    policy = spec.retrain or (RetrainPolicySpec(on=["drift"]) if monitors else None)
+    return backtest(
+        model,
+        frame,
+        spec,
+        timestamp_column=history.timestamp_column,
+        monitor=settings,
+        policy=policy,
+        period=period,
+        warmup=warmup,
+        say=say,
+    )
