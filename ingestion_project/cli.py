@@ -105,10 +105,15 @@ def _summary(report: object, home: Path) -> None:
     click.echo("\nSummary")
     for name in datasets.names():
         versions = datasets.all(name)
-        latest = versions[-1]
+        failed = [f"v{record.version}" for record in versions if not record.passed]
+        flagged = f" ({', '.join(failed)} FAILED checks)" if failed else ""
+        latest = datasets.latest(name)
+        if latest is None:
+            click.echo(f"  dataset {name}: {len(versions)} versions{flagged}; none passed.")
+            continue
         files = _count(len(latest.manifest), "file")
         click.echo(
-            f"  dataset {name}: {len(versions)} versions; latest v{latest.version} has "
+            f"  dataset {name}: {len(versions)} versions{flagged}; latest v{latest.version} has "
             + (f"{latest.row_count:,} rows in " if latest.row_count is not None else "")
             + f"{files}."
         )

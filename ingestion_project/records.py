@@ -133,12 +133,60 @@ class DatasetLineage(RecordModel):
     upstream: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class FailedExpectation(RecordModel):
+    """One expectation of a declared check that the data did not meet, and how it failed.
+
+    ``unexpected_count`` and ``examples`` are the values that broke it; ``error`` is set when
+    the expectation could not be evaluated at all (a missing column, a text column in a range).
+    """
+
+    check: str
+    expectation: str
+    column: str | None = None
+    unexpected_count: int | None = None
+    examples: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class CheckVerdict(RecordModel):
+    """One declared check (by its asset-check name) and whether all of its expectations held."""
+
+    name: str
+    passed: bool
+    expectations: int = 0
+
+
+class QualityReport(RecordModel):
+    """What the dataset's declared checks said of a version's data before it was recorded.
+
+    ``checks_fingerprint`` identifies the declaration the version was judged by, so a failed
+    version is judged again when its checks change. ``failures`` is bounded in size; the count
+    of those left out is ``failures_not_recorded``.
+    """
+
+    status: Literal["passed", "failed"]
+    checks: list[CheckVerdict]
+    checks_fingerprint: str
+    failures: list[FailedExpectation] = Field(default_factory=list)
+    failures_not_recorded: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [check.name for check in self.checks if not check.passed]
+
+
 class DatasetVersionRecord(VersionRecord):
     """A dataset version: the files it pins, how to read them, and what they held.
 
     File datasets carry ``listing_fingerprint`` and ``read_options``; snapshots carry
     ``snapshot_prefix`` (and, for files, ``source_manifest``: the originals copied); tabular
     versions carry ``schema``, ``row_count`` and ``profile``; SQL versions their query facts.
+    Versions of datasets with checks carry ``quality``; one without (no checks declared, or
+    registered before versions were judged) counts as passed.
     """
 
     label: ClassVar[str] = "dataset version"
@@ -159,6 +207,7 @@ class DatasetVersionRecord(VersionRecord):
             "profile_method",
             "batch_size",
             "warnings",
+            "quality",
         }
     )
 
@@ -188,6 +237,7 @@ class DatasetVersionRecord(VersionRecord):
     profile_method: str | None = None
     batch_size: int | None = None
     warnings: list[str] | None = None
+    quality: QualityReport | None = None
     lineage: DatasetLineage = Field(default_factory=DatasetLineage)
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -203,6 +253,11 @@ class DatasetVersionRecord(VersionRecord):
     @property
     def is_snapshot(self) -> bool:
         return self.mode == "snapshot"
+
+    @property
+    def passed(self) -> bool:
+        """Whether consumers may take this version as latest: not failed by its checks."""
+        return self.quality is None or self.quality.passed
 
     def files(self) -> list[FileInfo]:
         """The pinned files, in the datastore ``manifest_store``."""

@@ -1,7 +1,8 @@
 """The Python API for datasets outside Dagster: get a registered version by name and read it.
 
 Like Azure ML's ``Dataset.get_by_name(ws, name, version).to_pandas_dataframe()``, but a version
-always reads exactly the data it was registered with, or says why it cannot.
+always reads exactly the data it was registered with, or says why it cannot. The default version
+is the latest that passed its checks; a failed one is read only when asked for by number.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetRegistry,
     DatasetVersionChangedError,
+    NoPassingVersionError,
     SnapshotChangedError,
     dataset_registry,
     iter_version_batches,
@@ -40,7 +42,8 @@ from ingestion_project.datastores.base import (
     UnsafePathError,
     normalize_relative_path,
 )
-from ingestion_project.records import DatasetVersionRecord
+from ingestion_project.quality.gate import quality_word
+from ingestion_project.records import DatasetVersionRecord, QualityReport
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +92,21 @@ class DatasetVersionInfo:
     tags: dict[str, str]
     run_id: str | None
     used_by: list[dict[str, Any]] = field(default_factory=list)
+    quality: str = "unchecked"
+    """'passed', 'failed', or 'unchecked' (no checks, or registered before versions were judged)."""
+    failed_checks: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the version may be the latest: it did not fail its checks."""
+        return self.quality != "failed"
+
+    @property
+    def quality_text(self) -> str:
+        """'passed', 'FAILED checks: not_null, between' or 'unchecked', for tables."""
+        if self.quality == "failed":
+            return f"FAILED checks: {', '.join(self.failed_checks)}"
+        return self.quality
 
     @classmethod
     def from_record(
@@ -107,12 +125,18 @@ class DatasetVersionInfo:
             tags=dict(record.tags),
             run_id=record.lineage.run_id,
             used_by=used_by,
+            quality="unchecked" if record.quality is None else record.quality.status,
+            failed_checks=[] if record.quality is None else record.quality.failed_checks,
         )
 
 
 @dataclass(frozen=True)
 class DatasetSummary:
-    """A declared dataset, where it points, and its latest version (None before the first)."""
+    """A declared dataset, where it points, and its versions.
+
+    ``latest`` is the latest version that passed its checks (None before the first, or when
+    every version failed); ``newest`` the last one registered, which may have failed.
+    """
 
     name: str
     kind: str
@@ -122,6 +146,7 @@ class DatasetSummary:
     mode: str
     description: str
     latest: DatasetVersionInfo | None
+    newest: DatasetVersionInfo | None = None
 
 
 class Workspace:
@@ -195,11 +220,19 @@ class Workspace:
         return ModelRegistry(self.file_datastore(registry.datastore), registry.prefix)
 
     def datasets(self) -> list[DatasetSummary]:
-        """Every declared dataset with its latest version, in catalog order."""
+        """Every declared dataset with its latest and newest versions, in catalog order."""
         uses = self._model_uses()
+
+        def info(record: DatasetVersionRecord | None) -> DatasetVersionInfo | None:
+            if record is None:
+                return None
+            used_by = uses.get((record.dataset, record.version), [])
+            return DatasetVersionInfo.from_record(record, used_by)
+
         summaries = []
         for name, spec in self.catalog.datasets.items():
-            latest = self.registry.latest(name)
+            newest = self.registry.latest(name, include_failed=True)
+            latest = newest if newest is None or newest.passed else self.registry.latest(name)
             summaries.append(
                 DatasetSummary(
                     name=name,
@@ -209,11 +242,8 @@ class Workspace:
                     query=spec.query,
                     mode=spec.effective_mode,
                     description=spec.description,
-                    latest=None
-                    if latest is None
-                    else DatasetVersionInfo.from_record(
-                        latest, uses.get((name, latest.version), [])
-                    ),
+                    latest=info(latest),
+                    newest=info(newest),
                 )
             )
         return summaries
@@ -228,7 +258,11 @@ class Workspace:
         ]
 
     def get(self, name: str, version: int | None = None) -> DatasetVersion:
-        """A registered version (the latest by default) that reads exactly its pinned data."""
+        """A registered version that reads exactly its pinned data.
+
+        By default the latest version that passed its checks; a failed version only by its
+        number (its ``quality`` says what failed).
+        """
         self._require_known(name)
         numbers = self.registry.version_numbers(name)
         if not numbers:
@@ -236,7 +270,14 @@ class Workspace:
                 f"dataset '{name}' has no version yet. Register one by materializing it: "
                 f"{materialize_hint(name)}"
             )
-        number = numbers[-1] if version is None else version
+        if version is None:
+            try:
+                return DatasetVersion(self, name, self.registry.require_latest(name))
+            except NoPassingVersionError as error:
+                raise NoPassingVersionError(
+                    f"{error} To materialize it: {materialize_hint(name)}"
+                ) from None
+        number = version
         if number not in numbers:
             raise UnknownDatasetError(
                 f"dataset '{name}' has no version {version} (registered: "
@@ -320,7 +361,18 @@ class DatasetVersion:
         self.record = record
 
     def __repr__(self) -> str:
-        return f"DatasetVersion({self.name!r}, version={self.version})"
+        flag = "" if self.passed else f", quality={quality_word(self.record)!r}"
+        return f"DatasetVersion({self.name!r}, version={self.version}{flag})"
+
+    @property
+    def quality(self) -> QualityReport | None:
+        """What the declared checks said of this version; None if none were declared."""
+        return self.record.quality
+
+    @property
+    def passed(self) -> bool:
+        """False for a version that failed its checks: it is never the latest."""
+        return self.record.passed
 
     @property
     def spec(self) -> DatasetSpec | None:

@@ -4,6 +4,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
 from ingestion_project.datasets.sql_datasets import register_sql_dataset
@@ -18,6 +19,7 @@ from ingestion_project.datasets.versions import (
 )
 from ingestion_project.metadata import column_schema, markdown_table
 from ingestion_project.quality.checks import check_results, check_specs
+from ingestion_project.quality.gate import failure_row, failures_text
 from ingestion_project.records import DatasetVersionRecord
 
 VERSIONS_SHOWN = 10
@@ -32,12 +34,13 @@ def build_dataset_assets(
 ) -> dg.AssetsDefinition:
     """The datasets of one catalog as one subsettable multi-asset: one asset per dataset.
 
-    Materializing some of them runs only those, each followed by its declared checks on the data
-    just read. One op per catalog rather than per dataset (and checks inside it rather than
-    beside it) keeps a project of thousands of datasets quick to load, as dbt and Sling
-    components do. A dataset that fails does not stop the others of the same run; the step
-    fails afterwards, naming it. ``code_versions`` covers each entry and the code that
-    registers versions (catalog.code_versions).
+    Materializing some of them runs only those, each judged by its declared checks on the data
+    just read before its version is recorded; the verdict is in the record and is reported as
+    blocking check results, and a failed version is never the latest. One op per catalog rather
+    than per dataset (and checks inside it rather than beside it) keeps a project of thousands
+    of datasets quick to load, as dbt and Sling components do. A dataset that fails does not
+    stop the others of the same run; the step fails afterwards, naming it. ``code_versions``
+    covers each entry and the code that registers versions (catalog.code_versions).
     """
     specs = [
         dg.AssetSpec(
@@ -119,7 +122,11 @@ def _dataset_step(
     register: bool,
     checks: set[str],
 ) -> Iterator[Any]:
-    """Register a version (if selected), then run the selected checks on it."""
+    """Register a version (if selected), then report the selected checks' verdict on it.
+
+    A checks-only run reports on the newest version, failed or not: it is the asset's last
+    materialization, which a passing result on an older version must not paint green.
+    """
     registry = dataset_registry(
         getattr(context.resources, registry_spec.datastore), registry_spec.prefix
     )
@@ -130,13 +137,18 @@ def _dataset_step(
         yield result
     if not checks:
         return
-    record = record or registry.latest(name)
+    record = record or registry.latest(name, include_failed=True)
     if record is None:
         raise dg.Failure(f"dataset '{name}' has no version yet: materialize it first.")
-    if frame is None:
+    checked = record
+
+    def data() -> pd.DataFrame:
+        if frame is not None:
+            return frame
         stores = stores_from_resources(context.resources, [spec.datastore, registry_spec.datastore])
-        frame = load_version(record, stores, spec)
-    yield from check_results(name, spec, record, frame, checks)
+        return load_version(checked, stores, spec)
+
+    yield from check_results(name, spec, record, checks, data)
 
 
 def register_dataset(
@@ -187,6 +199,12 @@ def register_dataset(
         )
     else:
         context.log.info(f"{name} is unchanged: still version {record.version}.")
+    if record.quality is not None and not record.quality.passed:
+        context.log.warning(
+            f"{name} version {record.version} FAILED its checks: "
+            f"{failures_text(record.quality)}. It is kept (load it by number) but never used as "
+            f"the latest; {_used_instead(registry, name)}."
+        )
     return outcome, dg.MaterializeResult(
         asset_key=name,
         metadata=dataset_metadata(outcome, registry),
@@ -202,6 +220,7 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
     metadata: dict[str, Any] = {
         "version": record.version,
         "new_version": outcome.created,
+        "quality": "unchecked" if record.quality is None else record.quality.status,
         "kind": record.kind,
         "mode": record.mode,
         "fingerprint": record.fingerprint,
@@ -212,6 +231,10 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
         "registered_by_run": record.lineage.run_id or "",
         "upstream": dg.MetadataValue.json(record.lineage.upstream),
     }
+    if record.quality is not None and not record.quality.passed:
+        metadata["failed_checks"] = ", ".join(record.quality.failed_checks)
+        metadata["quality_failures"] = failures_table(record)
+        metadata["used_instead"] = _used_instead(registry, record.dataset)
     if record.query is not None:
         metadata["query"] = dg.MetadataValue.md(f"```sql\n{record.query}\n```")
         metadata["tables"] = dg.MetadataValue.json(record.tables or {})
@@ -228,6 +251,32 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
         rows = [row.model_dump() for row in record.profile]
         metadata["profile"] = dg.MetadataValue.md(markdown_table(rows))
     return metadata
+
+
+FAILURES_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("check", "string"),
+        dg.TableColumn("expectation", "string"),
+        dg.TableColumn("column", "string"),
+        dg.TableColumn("unexpected_count", "int"),
+        dg.TableColumn("examples", "string"),
+        dg.TableColumn("error", "string"),
+    ]
+)
+
+
+def failures_table(record: DatasetVersionRecord) -> dg.TableMetadataValue:
+    """The expectations a failed version did not meet, as a table the UI renders."""
+    assert record.quality is not None
+    rows = [dg.TableRecord(failure_row(failure)) for failure in record.quality.failures]
+    return dg.MetadataValue.table(rows, schema=FAILURES_SCHEMA)
+
+
+def _used_instead(registry: DatasetRegistry, name: str) -> str:
+    latest = registry.latest(name)
+    if latest is None:
+        return "no version of it has passed its checks, so its consumers have none to use"
+    return f"its consumers use version {latest.version}, the latest that passed its checks"
 
 
 def files_table(record: DatasetVersionRecord) -> str:

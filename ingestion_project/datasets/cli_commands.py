@@ -1,7 +1,8 @@
 """`ingestion datasets ...`: list datasets, their versions, one version's facts; download one.
 
-The dataset API (pandas, Dagster) is imported inside each command so `ingestion --help` stays
-instant.
+"Latest" is the latest version that passed its checks; failed versions are flagged wherever they
+are shown, and read only when named by number. The dataset API (pandas, Dagster) is imported
+inside each command so `ingestion --help` stays instant.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from ingestion_project.cli_support import CatalogMistake, loaded_project, projec
 
 if TYPE_CHECKING:
     from ingestion_project.datasets.api import DatasetVersion, DatasetVersionInfo, Workspace
-    from ingestion_project.records import DatasetVersionRecord, ProfileRow, SchemaColumn
+    from ingestion_project.records import (
+        DatasetVersionRecord,
+        ProfileRow,
+        QualityReport,
+        SchemaColumn,
+    )
 
 
 FILES_SHOWN = 20
@@ -71,7 +77,7 @@ def _materialize_hint(name: str) -> str:
 @datasets.command("list")
 @project_option
 def list_datasets(project: Path | None) -> None:
-    """Each declared dataset: what it points at and its latest version."""
+    """Each declared dataset: what it points at, its latest version and any newer failed one."""
     with _explained_errors():
         workspace = _workspace(project)
         summaries = workspace.datasets()
@@ -88,13 +94,21 @@ def list_datasets(project: Path | None) -> None:
                 f"  {item.name}: {item.kind}, datastore {item.datastore}, {source} "
                 f"({item.mode} mode)"
             )
-            latest = item.latest
-            if latest is None:
+            latest, newest = item.latest, item.newest
+            if newest is None:
                 click.echo(f"      no version yet (materialize it: {_materialize_hint(item.name)})")
+                continue
+            if latest is None:
+                click.echo("      no version passed its checks, so there is no latest")
             else:
                 click.echo(
                     f"      latest: version {latest.version}, {_contents(latest)}, registered "
                     f"{_when(latest.registered_at)}"
+                )
+            if latest is None or newest.version != latest.version:
+                click.echo(
+                    f"      newest: version {newest.version} {newest.quality_text}, not used "
+                    f"(see why: ingestion datasets show {item.name}:{newest.version})"
                 )
 
 
@@ -102,7 +116,7 @@ def list_datasets(project: Path | None) -> None:
 @click.argument("name")
 @project_option
 def list_versions(name: str, project: Path | None) -> None:
-    """Every registered version of dataset NAME, newest first."""
+    """Every registered version of dataset NAME, newest first, failed ones flagged."""
     with _explained_errors():
         workspace = _workspace(project)
         versions = workspace.versions(name)
@@ -112,10 +126,23 @@ def list_versions(name: str, project: Path | None) -> None:
         rows = [_version_row(info) for info in reversed(versions)]
         for line in _table(rows):
             click.echo(line)
-        click.echo(
-            f"{_count(len(versions), 'version')} of {name}; the latest is version "
-            f"{versions[-1].version}."
-        )
+        click.echo(f"{_count(len(versions), 'version')} of {name}; {_latest_note(versions)}")
+
+
+def _latest_note(versions: Sequence[DatasetVersionInfo]) -> str:
+    """Which version is the latest, and why newer ones are not."""
+    passed = [info.version for info in versions if info.passed]
+    latest = passed[-1] if passed else 0
+    newer = [str(info.version) for info in versions if info.version > latest]
+    if len(newer) == 1:
+        failed = f"version {newer[0]} FAILED its checks and is not used"
+    else:
+        failed = f"versions {', '.join(newer)} FAILED their checks and are not used"
+    if not latest:
+        return f"none passed its checks, so there is no latest ({failed})."
+    if not newer:
+        return f"the latest is version {latest}."
+    return f"the latest is version {latest}; {failed}."
 
 
 def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
@@ -128,6 +155,7 @@ def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
         "fingerprint": info.fingerprint[:12],
         "run id": (info.run_id or "")[:8],
         "used by": _uses(info.used_by) or "-",
+        "quality": info.quality_text,
     }
 
 
@@ -135,14 +163,14 @@ def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
 @click.argument("reference", metavar="NAME[:VERSION]")
 @project_option
 def show_version(reference: str, project: Path | None) -> None:
-    """The facts of one version (the latest if VERSION is left out)."""
+    """The facts of one version (the latest that passed its checks by default)."""
     with _explained_errors():
         workspace = _workspace(project)
         version = _get(workspace, reference)
         record = version.record
         info = _info(record)
-        latest = workspace.registry.version_numbers(version.name)[-1]
-        note = "the latest" if latest == version.version else f"the latest is {latest}"
+        latest = workspace.registry.latest(version.name)
+        note = _version_note(record, None if latest is None else latest.version)
         click.echo(
             f"Dataset {version.name} version {version.version} ({note}), registered "
             f"{_when(info.registered_at)}."
@@ -158,12 +186,38 @@ def show_version(reference: str, project: Path | None) -> None:
             f"{record.manifest_store}."
         )
         click.echo(f"  {_contents(info)}; fingerprint {info.fingerprint}.")
+        _echo_quality(record.quality)
         for warning in record.warnings or []:
             click.echo(f"  Warning: {warning}")
         _echo_schema(record.table_schema or [])
         _echo_profile(record.profile or [])
         _echo_files(version)
         _echo_lineage(version)
+
+
+def _version_note(record: DatasetVersionRecord, latest: int | None) -> str:
+    if not record.passed:
+        where = f"the latest is {latest}" if latest else "no version passed them"
+        return f"FAILED its checks, so it is never the latest; {where}"
+    return "the latest" if latest == record.version else f"the latest is {latest}"
+
+
+def _echo_quality(quality: QualityReport | None) -> None:
+    from ingestion_project.quality.gate import failure_text
+
+    if quality is None:
+        click.echo("  Quality: unchecked (no checks were declared when it was registered).")
+        return
+    names = ", ".join(check.name for check in quality.checks)
+    if quality.passed:
+        click.echo(f"  Quality: passed its checks ({names}).")
+        return
+    click.echo(f"  Quality: FAILED checks: {', '.join(quality.failed_checks)} (declared: {names}).")
+    click.echo(f"Failed expectations ({len(quality.failures) + quality.failures_not_recorded}):")
+    for failure in quality.failures:
+        click.echo(f"  - {failure_text(failure)} [{failure.expectation}]")
+    if quality.failures_not_recorded:
+        click.echo(f"  ... and {quality.failures_not_recorded} more, not recorded.")
 
 
 def _info(record: DatasetVersionRecord) -> DatasetVersionInfo:
@@ -224,7 +278,7 @@ def _echo_lineage(version: DatasetVersion) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @project_option
 def download_version(reference: str, directory: Path, project: Path | None) -> None:
-    """Copy the files of one version (the latest if VERSION is left out) into DIRECTORY."""
+    """Copy the files of one version (the latest that passed its checks by default)."""
     with _explained_errors():
         workspace = _workspace(project)
         version = _get(workspace, reference)

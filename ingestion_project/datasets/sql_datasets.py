@@ -23,15 +23,22 @@ from typing import TYPE_CHECKING, Any, cast
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets.profile import _number, frame_schema
 from ingestion_project.datasets.snapshot import new_snapshot_token, snapshot_prefix
-from ingestion_project.datasets.versions import DatasetError, DatasetRegistry, Registration
+from ingestion_project.datasets.versions import (
+    DatasetError,
+    DatasetRegistry,
+    Registration,
+    load_columns,
+)
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, FileInfo
 from ingestion_project.datastores.sql import ServerSqlDatastore, SqlDatastore
+from ingestion_project.quality.gate import checked_columns, judge, judge_again
 from ingestion_project.records import (
     DatasetLineage,
     DatasetVersionRecord,
     LoadOptions,
     ManifestEntry,
     ProfileRow,
+    QualityReport,
     SchemaColumn,
 )
 
@@ -116,10 +123,12 @@ def register_sql_dataset(
     batch_size: int = BATCH_ROWS,
     part_rows: int = PART_ROWS,
 ) -> Registration:
-    """Snapshot the query's result and register it, unless it equals the latest version's rows.
+    """Snapshot the query's result and register it, unless it equals the newest version's rows.
 
     Memory stays bounded by one batch plus one compressed part; the result is never held whole, so
-    ``Registration.frame`` is None. Any failure leaves no version and deletes the parts written.
+    ``Registration.frame`` is None. Declared checks judge the snapshot's parts before the record is
+    written, reading back only the columns they name. Any failure leaves no version and deletes
+    the parts written.
     """
     if spec.query is None:
         raise DatasetError(f"dataset '{name}' has no 'query': register it as a file dataset.")
@@ -136,10 +145,11 @@ def register_sql_dataset(
         writer.write(_query_batches(name, sql_store, query, params, batch_size))
         typed = _typed_columns(name, spec, writer.column_names())
         fingerprint = writer.fingerprint
-        latest = registry.latest(name)
+        latest = registry.latest(name, include_failed=True)
         if (
             latest is not None
             and latest.fingerprint == fingerprint
+            and not judge_again(latest, spec)
             and _parts_intact(latest, snapshot_store, snapshot_store_name)
         ):
             for problem in writer.discard():
@@ -182,12 +192,27 @@ def register_sql_dataset(
                 tags=spec.tags,
             )
 
-        record = registry.register(name, build)
+        quality = _judge_snapshot(spec, build(1), snapshot_store, snapshot_store_name)
+        record = registry.register(
+            name, lambda version: build(version).model_copy(update={"quality": quality})
+        )
     except Exception as error:
         for problem in writer.discard():
             error.add_note(f"Could not delete a partial snapshot part: {problem}")
         raise
     return Registration(record=record, created=True, frame=None)
+
+
+def _judge_snapshot(
+    spec: DatasetSpec, draft: DatasetVersionRecord, store: FileDatastore, store_name: str
+) -> QualityReport | None:
+    """The declared checks' verdict on the parts just written, read back as loading reads them.
+
+    ``draft`` is the record about to be written; only the columns the checks name are kept.
+    """
+    if not spec.checks:
+        return None
+    return judge(spec, load_columns(draft, {store_name: store}, spec, checked_columns(spec)))
 
 
 def _typed_columns(name: str, spec: DatasetSpec, columns: list[str]) -> dict[str, str]:

@@ -4,7 +4,9 @@
 registry's store first, so editing or deleting the originals can never change a version. A
 version is a :class:`DatasetVersionRecord`: ``manifest`` (the files to read), ``manifest_store``
 (the datastore holding them), ``format``, ``read_options`` and ``load_options`` (how to read
-them, so a version always loads as it was registered), and ``lineage``.
+them, so a version always loads as it was registered), and ``lineage``. A tabular version is
+judged by its dataset's declared checks before its record is written (``quality``); a version
+that failed them is kept, loadable by number, but is never the latest (:class:`DatasetRegistry`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,18 @@ from ingestion_project.datasets.snapshot import (
     snapshot_prefix,
 )
 from ingestion_project.datastores.base import FileDatastore, FileInfo
+from ingestion_project.quality.gate import (
+    judge,
+    judge_again,
+    no_passing_version_message,
+    quality_word,
+)
 from ingestion_project.records import (
     DatasetLineage,
     DatasetVersionRecord,
     LoadOptions,
     ManifestEntry,
+    QualityReport,
     ReadOptions,
 )
 from ingestion_project.registry import VersionRegistry
@@ -59,6 +68,10 @@ class SnapshotChangedError(DatasetVersionChangedError):
     """A snapshot's own copies were edited or deleted: something outside the platform did it."""
 
 
+class NoPassingVersionError(DatasetError):
+    """A dataset has versions, but every one of them failed its checks: there is no latest."""
+
+
 @dataclass(frozen=True)
 class Registration:
     """Outcome of materializing a dataset: the version, and whether it is new.
@@ -71,11 +84,37 @@ class Registration:
     frame: pd.DataFrame | None
 
 
-DatasetRegistry = VersionRegistry[DatasetVersionRecord]
+class DatasetRegistry(VersionRegistry[DatasetVersionRecord]):
+    """Dataset versions, where the latest is the newest version that passed its checks.
+
+    Every consumer (training, scoring, monitors, the API's default, the CLI) takes the latest
+    from here; a failed version stays readable by number with :meth:`get`.
+    """
+
+    def latest(self, name: str, *, include_failed: bool = False) -> DatasetVersionRecord | None:
+        """The newest version that passed its checks (with ``include_failed``: the newest)."""
+        for number in reversed(self.version_numbers(name)):
+            record = self.get(name, number)
+            if include_failed or record.passed:
+                return record
+        return None
+
+    def require_latest(self, name: str) -> DatasetVersionRecord:
+        """The latest version that passed its checks, or an error saying why there is none."""
+        numbers = self.version_numbers(name)
+        newest = None
+        for number in reversed(numbers):
+            record = self.get(name, number)
+            if record.passed:
+                return record
+            newest = newest or record
+        if newest is None:
+            raise DatasetError(f"dataset '{name}' has no version yet: materialize '{name}' first.")
+        raise NoPassingVersionError(no_passing_version_message(name, newest, len(numbers)))
 
 
 def dataset_registry(store: FileDatastore, prefix: str) -> DatasetRegistry:
-    return VersionRegistry(store, prefix, "datasets", DatasetVersionRecord)
+    return DatasetRegistry(store, prefix, "datasets", DatasetVersionRecord)
 
 
 def list_dataset_files(name: str, spec: DatasetSpec, store: FileDatastore) -> list[FileInfo]:
@@ -104,12 +143,14 @@ def register_file_dataset(
 ) -> Registration:
     """Register a new version if the files or the way they are read changed; else return latest.
 
-    Tabular datasets are read once to record schema, profile and row count; ``kind: file``
-    datasets are only listed. ``mode: snapshot`` first copies every file (streaming) under a
-    fresh :func:`snapshot_prefix` folder of ``snapshot_store`` (default: the registry's store),
-    whose catalog name ``snapshot_store_name`` is recorded as the version's ``manifest_store``.
-    A failure before the record is written registers nothing; see ``datasets.snapshot`` for
-    the copies it may leave behind.
+    Tabular datasets are read once to record schema, profile and row count, and to judge them
+    by the declared checks (the verdict goes into the record); ``kind: file`` datasets are only
+    listed. Unchanged files are not registered again, even when the newest version failed its
+    checks, unless those checks have changed since. ``mode: snapshot`` first copies every file
+    (streaming) under a fresh :func:`snapshot_prefix` folder of ``snapshot_store`` (default: the
+    registry's store), whose catalog name ``snapshot_store_name`` is recorded as the version's
+    ``manifest_store``. A failure before the record is written registers nothing; see
+    ``datasets.snapshot`` for the copies it may leave behind.
     """
     settings = ReadSettings.from_spec(spec)
     files = list_dataset_files(name, spec, store)
@@ -132,13 +173,20 @@ def register_file_dataset(
             **settings.load_options(),
         },
     )
-    latest = registry.latest(name)
-    if latest is not None and latest.fingerprint == fingerprint:
-        if mode == "reference" or not changed_files(latest, target):
-            return Registration(record=latest, created=False, frame=None)
+    latest = registry.latest(name, include_failed=True)
+    if (
+        latest is not None
+        and latest.fingerprint == fingerprint
+        and not judge_again(latest, spec)
+        and (mode == "reference" or not changed_files(latest, target))
+    ):
+        return Registration(record=latest, created=False, frame=None)
 
     def register_version(
-        pinned: list[FileInfo], frame: pd.DataFrame | None, folder: str | None
+        pinned: list[FileInfo],
+        frame: pd.DataFrame | None,
+        folder: str | None,
+        quality: QualityReport | None,
     ) -> Registration:
         """Record the files themselves, or their copies under ``folder`` (a snapshot)."""
         manifest = [ManifestEntry.of(info) for info in pinned]
@@ -167,6 +215,7 @@ def register_file_dataset(
                 table_schema=schema,
                 row_count=None if frame is None else len(frame),
                 profile=profile,
+                quality=quality,
                 lineage=DatasetLineage(
                     run_id=run_id, code_version=code_version, upstream=upstream or []
                 ),
@@ -177,7 +226,8 @@ def register_file_dataset(
         return Registration(record=registry.register(name, build), created=True, frame=frame)
 
     if mode == "reference":
-        return register_version(files, _read_pinned(name, spec, settings, store, files), None)
+        frame = _read_pinned(name, spec, settings, store, files)
+        return register_version(files, frame, None, _judge(spec, frame))
     folder = snapshot_prefix(registry.prefix, name, new_snapshot_token())
     copies = snapshot_files(name, files, store, target, folder)
     try:
@@ -187,7 +237,8 @@ def register_file_dataset(
             logical = [info.path for info in files]
             where = _where(target, spec.datastore, snapshot_in=target_name)
             frame = _read_frame(name, settings, target, copies, logical, where)
-        racer = registry.latest(name)
+        quality = _judge(spec, frame)
+        racer = registry.latest(name, include_failed=True)
     except BaseException as error:
         discard_copies(target, [copy.path for copy in copies], error)
         raise
@@ -198,7 +249,12 @@ def register_file_dataset(
         return Registration(record=racer, created=False, frame=None)
     # Copies are never deleted once the record write starts: a write that timed out may still
     # have landed, and a version must never lose its copies. A failure here leaves orphans.
-    return register_version(copies, frame, folder)
+    return register_version(copies, frame, folder, quality)
+
+
+def _judge(spec: DatasetSpec, frame: pd.DataFrame | None) -> QualityReport | None:
+    """The checks' verdict on the data just read, before any record of it is written."""
+    return None if frame is None else judge(spec, frame)
 
 
 def _read_pinned(
@@ -554,6 +610,31 @@ def load_version(
     )
 
 
+def load_columns(
+    record: DatasetVersionRecord,
+    stores: StoreOrStores,
+    spec: DatasetSpec | None,
+    columns: Iterable[str],
+) -> pd.DataFrame:
+    """The version's rows, but only those of ``columns`` it has, streamed batch by batch.
+
+    What judging a version too big for memory needs: the checked columns, not all of them.
+    """
+    import pyarrow as pa
+
+    wanted = set(columns)
+    tables = [
+        pa.Table.from_batches([batch]).select(
+            [column for column in batch.schema.names if column in wanted]
+        )
+        for batch in iter_version_batches(record, stores, spec)
+    ]
+    if not tables:
+        names = [column.name for column in record.table_schema or [] if column.name in wanted]
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+    return pa.concat_tables(tables).to_pandas()
+
+
 def iter_version_batches(
     record: DatasetVersionRecord,
     stores: StoreOrStores,
@@ -671,6 +752,7 @@ def version_summary(record: DatasetVersionRecord) -> dict[str, Any]:
     """The few facts a person wants in a versions table."""
     return {
         "version": record.version,
+        "quality": quality_word(record),
         "registered_at": record.registered_at.isoformat() if record.registered_at else "",
         "mode": record.mode,
         "files": len(record.manifest),

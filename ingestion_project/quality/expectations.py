@@ -83,9 +83,24 @@ def run_checks(frame: pd.DataFrame, checks: dict[str, CheckSpec]) -> list[CheckO
                     "examples": [str(v) for v in (details.get("partial_unexpected_list") or [])][
                         :5
                     ],
+                    "error": _error_message(item.exception_info),
                 }
             )
     return [CheckOutcome(name, not failures[name], failures[name], counts[name]) for name in checks]
+
+
+def _error_message(info: Any) -> str | None:
+    """Why GX could not evaluate an expectation (e.g. its column is missing), if it could not.
+
+    GX keeps either one {raised_exception, exception_message} or one such mapping per metric.
+    """
+    if not isinstance(info, dict):
+        return None
+    found = [info] if "raised_exception" in info else list(info.values())
+    for item in found:
+        if isinstance(item, dict) and item.get("exception_message"):
+            return str(item["exception_message"]).removeprefix("Error: ")
+    return None
 
 
 def _expectations(gx: Any, check: CheckSpec) -> list[Any]:

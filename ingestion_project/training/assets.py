@@ -10,6 +10,7 @@ from ingestion_project.catalog.spec import ModelSpec
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetRegistry,
+    NoPassingVersionError,
     dataset_registry,
     load_version,
     stores_from_resources,
@@ -35,13 +36,11 @@ def model_registry(context: dg.AssetExecutionContext, catalog: ProjectCatalog) -
 def latest_dataset(
     context: dg.AssetExecutionContext, catalog: ProjectCatalog, name: str
 ) -> DatasetVersionRecord:
+    """The latest version that passed its checks; an error says why there is none."""
     registry = dataset_registry(
         getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
     )
-    record = registry.latest(name)
-    if record is None:
-        raise DatasetError(f"dataset '{name}' has no version yet: materialize '{name}' first.")
-    return record
+    return registry.require_latest(name)
 
 
 def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> dg.AssetsDefinition:
@@ -249,8 +248,12 @@ def build_predictions_asset(
         registry = dataset_registry(
             getattr(context.resources, catalog.registry.datastore), catalog.registry.prefix
         )
-        dataset_record = registry.latest(scoring.dataset)
-        if dataset_record is None:
+        try:
+            dataset_record = registry.require_latest(scoring.dataset)
+        except NoPassingVersionError as error:
+            context.log.warning(f"{error} Nothing to score.")
+            return
+        except DatasetError:
             # Retraining before any scoring data arrived: nothing to score, so the monitor skips.
             context.log.info(f"No version of '{scoring.dataset}' yet: nothing to score.")
             return

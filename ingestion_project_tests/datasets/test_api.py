@@ -31,6 +31,7 @@ from ingestion_project.datasets.api import (
 from ingestion_project.datasets.versions import (
     DatasetError,
     DatasetVersionChangedError,
+    NoPassingVersionError,
     Registration,
     SnapshotChangedError,
     register_file_dataset,
@@ -629,3 +630,75 @@ def test_a_file_dataset_lists_downloads_and_opens_but_has_no_table(
         assert stream.read() == b"hello"
     with pytest.raises(DatasetError, match="is a file dataset"):
         version.to_pandas()
+
+
+CHECKED = {
+    "checked": {
+        "datastore": "landing",
+        "path": "checked/*.csv",
+        "checks": [{"columns": ["id", "temp"]}, {"between": {"temp": [0, 1]}}],
+    },
+    "hot": {"datastore": "landing", "path": "hot/*.csv", "checks": [{"between": {"temp": [0, 1]}}]},
+}
+GOOD_TEMPS = "id,temp\n1,0.5\n2,0.7\n"
+HOT_TEMPS = "id,temp\n3,0.6\n4,41.0\n"
+
+
+def gated_workspace(tmp_path: Path, landing: Path) -> Workspace:
+    """'checked': a passing version 1, then version 2 with a temp out of range; 'hot': only that.
+
+    INGESTION_HOME must be set.
+    """
+    workspace = Workspace.load(write_catalog(tmp_path, CHECKED))
+    write(landing, "checked/a.csv", GOOD_TEMPS)
+    register(workspace, "checked")
+    write(landing, "checked/b.csv", HOT_TEMPS)
+    register(workspace, "checked")
+    write(landing, "hot/a.csv", HOT_TEMPS)
+    register(workspace, "hot")
+    return workspace
+
+
+@pytest.fixture
+def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, landing: Path) -> Workspace:
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path / "home"))
+    return gated_workspace(tmp_path, landing)
+
+
+def test_the_default_version_is_the_latest_that_passed_and_a_failed_one_reads_by_number(
+    gated: Workspace,
+) -> None:
+    latest = gated.get("checked")
+    failed = gated.get("checked", 2)
+
+    assert latest.version == 1 and latest.passed
+    assert latest.to_pandas()["id"].tolist() == [1, 2]
+    assert not failed.passed
+    assert failed.quality is not None and failed.quality.failed_checks == ["between"]
+    assert repr(failed) == "DatasetVersion('checked', version=2, quality='FAILED checks: between')"
+    assert failed.to_pandas()["id"].tolist() == [1, 2, 3, 4]
+    assert [(info.version, info.quality) for info in gated.versions("checked")] == [
+        (1, "passed"),
+        (2, "failed"),
+    ]
+    summaries = {summary.name: summary for summary in gated.datasets()}
+    checked = summaries["checked"]
+    assert checked.latest is not None and checked.latest.version == 1
+    assert checked.newest is not None and checked.newest.version == 2
+    assert checked.newest.quality_text == "FAILED checks: between"
+    assert summaries["hot"].latest is None
+
+
+def test_a_dataset_whose_every_version_failed_has_no_default_and_says_why(
+    gated: Workspace,
+) -> None:
+    with pytest.raises(NoPassingVersionError) as caught:
+        gated.get("hot")
+
+    assert str(caught.value) == (
+        "dataset 'hot' has no version that passed its checks; version 1 failed between(temp): "
+        "1 unexpected value (e.g. 41.0). Fix the data (or the checks, if they are wrong) and "
+        "materialize 'hot' again. Version 1 stays readable by its number. To materialize it: "
+        "dg launch --assets hot"
+    )
+    assert not gated.get("hot", 1).passed

@@ -14,6 +14,7 @@ from ingestion_project_tests.datasets.test_api import (
     FEB,
     JAN,
     bump_mtime,
+    gated_workspace,
     register,
     write,
     write_catalog,
@@ -80,6 +81,7 @@ def test_versions_is_a_table_newest_first(catalog: Path, registered: Workspace) 
         "id",
         "used",
         "by",
+        "quality",
     ]
     second, first = registered.registry.get("rides", 2), registered.registry.get("rides", 1)
     assert lines[1].split()[0] == "2"
@@ -90,6 +92,7 @@ def test_versions_is_a_table_newest_first(catalog: Path, registered: Workspace) 
         second.fingerprint[:12],
         "fedcba98",
         "-",
+        "unchecked",
     ]
     assert lines[2].split()[4:] == [
         "3",
@@ -98,6 +101,7 @@ def test_versions_is_a_table_newest_first(catalog: Path, registered: Workspace) 
         first.fingerprint[:12],
         "01234567",
         "-",
+        "unchecked",
     ]
     assert lines[-1] == "2 versions of rides; the latest is version 2."
 
@@ -309,7 +313,7 @@ def test_the_demo_catalog_shows_the_model_trained_on_a_version(home: Path) -> No
     result = CliRunner().invoke(datasets, ["versions", "bikeshare_history"])
     code, out = result.exit_code, result.output
     assert code == 0, out
-    assert out.splitlines()[1].endswith("demo-run  bikeshare_demand v1 (champion)")
+    assert out.splitlines()[1].endswith("demo-run  bikeshare_demand v1 (champion)  passed")
 
     result = CliRunner().invoke(datasets, ["show", "bikeshare_history:1"])
     assert result.exit_code == 0, result.output
@@ -319,3 +323,77 @@ def test_the_demo_catalog_shows_the_model_trained_on_a_version(home: Path) -> No
     result = CliRunner().invoke(datasets, ["list"])
     assert result.exit_code == 0, result.output
     assert f"no version yet (materialize it: {MATERIALIZE} bikeshare_scoring)" in result.output
+
+
+@pytest.fixture
+def gated(tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A project with failed versions (see test_api.gated_workspace)."""
+    monkeypatch.setenv("INGESTION_HOME", str(tmp_path / "home"))
+    return gated_workspace(tmp_path, landing)
+
+
+def test_failed_versions_are_flagged_and_show_lists_their_failed_expectations(
+    gated: Workspace, tmp_path: Path
+) -> None:
+    project = gated.project_root
+    assert project is not None
+
+    code, listed = run(project, "list")
+    assert code == 0, listed
+    assert (
+        "      newest: version 2 FAILED checks: between, not used "
+        "(see why: ingestion datasets show checked:2)"
+    ) in listed
+    assert "  hot: tabular" in listed
+    assert (
+        "      no version passed its checks, so there is no latest\n"
+        "      newest: version 1 FAILED checks: between, not used" in listed
+    )
+
+    code, versions = run(project, "versions", "checked")
+    assert code == 0, versions
+    lines = versions.splitlines()
+    assert lines[0].split()[-1] == "quality"
+    assert lines[1].startswith("2 ") and lines[1].endswith("FAILED checks: between")
+    assert lines[2].startswith("1 ") and lines[2].endswith("passed")
+    assert lines[-1] == (
+        "2 versions of checked; the latest is version 1; version 2 FAILED its checks and is not "
+        "used."
+    )
+
+    code, shown = run(project, "show", "checked:2")
+    assert code == 0, shown
+    assert (
+        "Dataset checked version 2 (FAILED its checks, so it is never the latest; the latest is "
+        "1), registered " in shown
+    )
+    assert "  Quality: FAILED checks: between (declared: columns, between).\n" in shown
+    assert (
+        "Failed expectations (1):\n"
+        "  - between(temp): 1 unexpected value (e.g. 41.0) [expect_column_values_to_be_between]\n"
+    ) in shown
+
+    code, latest = run(project, "show", "checked")
+    assert code == 0, latest
+    assert "Dataset checked version 1 (the latest), registered " in latest
+    assert "  Quality: passed its checks (columns, between).\n" in latest
+
+    code, downloaded = run(project, "download", "checked", str(tmp_path / "out"))
+    assert code == 0, downloaded
+    assert "of checked version 1 to" in downloaded
+
+
+def test_a_dataset_whose_every_version_failed_has_no_latest_to_show(gated: Workspace) -> None:
+    project = gated.project_root
+    assert project is not None
+
+    code, out = run(project, "show", "hot")
+    assert code == 1
+    assert "dataset 'hot' has no version that passed its checks; version 1 failed " in out
+
+    code, versions = run(project, "versions", "hot")
+    assert code == 0, versions
+    assert versions.splitlines()[-1] == (
+        "1 version of hot; none passed its checks, so there is no latest (version 1 FAILED its "
+        "checks and is not used)."
+    )

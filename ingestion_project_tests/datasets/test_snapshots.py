@@ -412,14 +412,30 @@ def test_checks_on_a_snapshot_read_the_copies_after_the_originals_are_gone(
     assert dg.materialize([asset], resources=resources, instance=instance).success
     (landing / "rides" / "2011-01.csv").unlink()
 
-    # Only the checks run: they read the version's snapshot copies, not the (deleted) originals.
-    result = dg.materialize(
+    # Only the checks run: the version was judged by these very checks when it was recorded.
+    same = dg.materialize(
         [asset],
         resources=resources,
         instance=instance,
         selection=dg.AssetSelection.checks_for_assets(NAME),
     )
+    # A check declared since runs on the version's snapshot copies, not the (deleted) originals.
+    stricter = DatasetSpec.model_validate(
+        {**SPEC.model_dump(), "checks": [{"not_null": ["id"]}, {"between": {"temp": [0, 1]}}]}
+    )
+    changed = dg.materialize(
+        [build_dataset_assets("datasets", {NAME: stricter}, registry_spec, {NAME: "v"})],
+        resources=resources,
+        instance=instance,
+        selection=dg.AssetSelection.checks_for_assets(NAME),
+        raise_on_error=False,
+    )
 
-    evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 2
-    assert all(evaluation.passed for evaluation in evaluations)
+    assert {(e.check_name, e.passed) for e in same.get_asset_check_evaluations()} == {
+        ("not_null", True),
+        ("between", True),
+    }
+    assert {(e.check_name, e.passed) for e in changed.get_asset_check_evaluations()} == {
+        ("not_null", True),
+        ("between", False),
+    }
