@@ -12,6 +12,7 @@ import click
 from ingestion_project.cli_support import loaded_project, project_option
 from ingestion_project.datasets.cli_commands import datasets
 from ingestion_project.settings import INGESTION_HOME_ENV, ingestion_home
+from ingestion_project.training.cli_commands import backtest
 
 
 @click.group()
@@ -117,15 +118,21 @@ def _summary(report: object, home: Path) -> None:
             + (f"{latest.row_count:,} rows in " if latest.row_count is not None else "")
             + f"{files}."
         )
-    champion = models.champion("bikeshare_demand")
-    for record in models.versions.all("bikeshare_demand"):
-        trained = record.lineage.trained_on
-        mark = " (champion)" if champion and champion.version == record.version else ""
-        click.echo(
-            f"  model bikeshare_demand v{record.version}{mark}: trained on {trained.dataset} "
-            f"v{trained.version}, holdout R² {record.metrics['r2']}, MAE "
-            f"{record.metrics['mae']}; promoted: {'yes' if record.promoted else 'no'}."
-        )
+    for model in ("bikeshare_demand", "busy_hours"):
+        champion = models.champion(model)
+        for record in models.versions.all(model):
+            trained = record.lineage.trained_on
+            mark = " (champion)" if champion and champion.version == record.version else ""
+            figure = record.metrics.get(record.metric)
+            click.echo(
+                f"  model {model} v{record.version}{mark}: trained on {trained.dataset} "
+                f"v{trained.version}, {_metric_label(record.metric)} {figure:.4f} on its window; "
+                f"promoted: {'yes' if record.promoted else 'no'}."
+            )
+
+
+def _metric_label(metric: str) -> str:
+    return {"r2": "R²", "auc": "AUC", "mae": "MAE", "rmse": "RMSE"}.get(metric, metric)
 
 
 def _count(number: int, noun: str) -> str:
@@ -133,6 +140,7 @@ def _count(number: int, noun: str) -> str:
 
 
 cli.add_command(datasets)
+cli.add_command(backtest)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

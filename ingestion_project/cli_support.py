@@ -7,7 +7,8 @@ traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,3 +80,35 @@ def innermost_message(error: BaseException) -> str:
             break
         error = cause
     return f"{type(error).__name__}: {error}"
+
+
+@contextmanager
+def explained_errors() -> Iterator[None]:
+    """Turn the errors a person can cause into one clear message and a non-zero exit.
+
+    Unknown names and versions are usage errors and catalog mistakes exit 2; everything else
+    exits 1.
+    """
+    from ingestion_project.catalog.errors import CatalogError
+    from ingestion_project.datasets.api import UnknownDatasetError
+    from ingestion_project.datasets.versions import DatasetError
+    from ingestion_project.datastores.base import DatastoreError
+    from ingestion_project.records import RecordError
+    from ingestion_project.registry import RegistryError
+    from ingestion_project.training.estimators import TrainingError
+
+    try:
+        yield
+    except UnknownDatasetError as error:
+        raise click.UsageError(str(error)) from None
+    except CatalogError as error:
+        raise CatalogMistake(f"the catalog has mistakes:\n{error}") from None
+    except (
+        DatasetError,
+        DatastoreError,
+        RegistryError,
+        RecordError,
+        TrainingError,
+        OSError,
+    ) as error:
+        raise click.ClickException(str(error)) from None

@@ -269,14 +269,14 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
                     f"Add models.{name}.scoring, or leave 'labels' out",
                 )
         policy = model.retrain
-        if policy is not None and "performance_drop" in policy.on:
+        if policy is not None and "performance_drop" in policy.when:
             realized = model.labels is not None and policy.performance != "estimated"
             estimated = model.task_name == "classification" and policy.performance != "realized"
             if not (realized or estimated):
                 report(
                     "models",
                     name,
-                    f"{where}.retrain.on",
+                    f"{where}.retrain.when",
                     "'performance_drop' needs performance to judge: realized (declare 'labels') "
                     "or estimated (classifiers, performance: estimated or either)",
                     f"Add models.{name}.labels, or remove 'performance_drop'",

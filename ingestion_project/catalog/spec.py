@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -426,7 +427,7 @@ class RetrainPolicySpec(SpecModel):
     Each triggering result requests exactly one run.
     """
 
-    on: list[Literal["drift", "performance_drop", "schedule"]] = Field(
+    when: list[Literal["drift", "performance_drop", "schedule"]] = Field(
         default_factory=lambda: ["drift"], min_length=1
     )
     tolerance: float = Field(default=0.02, ge=0)
@@ -434,10 +435,18 @@ class RetrainPolicySpec(SpecModel):
     cron: str | None = None
     timezone: str = "UTC"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _when_not_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true.
+        if isinstance(data, Mapping) and ("on" in data or True in data):
+            raise ValueError("the retraining conditions are listed under 'when:', not 'on:'")
+        return data
+
     @model_validator(mode="after")
     def _schedule(self) -> RetrainPolicySpec:
-        if ("schedule" in self.on) != (self.cron is not None):
-            raise ValueError("'schedule' in 'on' and a 'cron' expression go together")
+        if ("schedule" in self.when) != (self.cron is not None):
+            raise ValueError("'schedule' in 'when' and a 'cron' expression go together")
         if self.cron is not None:
             CronTrigger(cron=self.cron, timezone=self.timezone)
         return self

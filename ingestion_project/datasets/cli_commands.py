@@ -7,15 +7,18 @@ inside each command so `ingestion --help` stays instant.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ingestion_project.cli_support import CatalogMistake, loaded_project, project_option
+from ingestion_project.cli_support import (
+    explained_errors,
+    loaded_project,
+    project_option,
+)
 
 if TYPE_CHECKING:
     from ingestion_project.datasets.api import DatasetVersion, DatasetVersionInfo, Workspace
@@ -36,30 +39,6 @@ def datasets() -> None:
     """Registered dataset versions: list them, inspect one, download its files."""
 
 
-@contextmanager
-def _explained_errors() -> Iterator[None]:
-    """Turn the errors a person can cause into one clear message and a non-zero exit.
-
-    Unknown names and versions are usage errors and catalog mistakes exit 2; everything else
-    exits 1.
-    """
-    from ingestion_project.catalog.errors import CatalogError
-    from ingestion_project.datasets.api import UnknownDatasetError
-    from ingestion_project.datasets.versions import DatasetError
-    from ingestion_project.datastores.base import DatastoreError
-    from ingestion_project.records import RecordError
-    from ingestion_project.registry import RegistryError
-
-    try:
-        yield
-    except UnknownDatasetError as error:
-        raise click.UsageError(str(error)) from None
-    except CatalogError as error:
-        raise CatalogMistake(f"the catalog has mistakes:\n{error}") from None
-    except (DatasetError, DatastoreError, RegistryError, RecordError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-
-
 def _workspace(project: Path | None) -> Workspace:
     from ingestion_project.datasets.api import Workspace
     from ingestion_project.settings import ingestion_home
@@ -78,7 +57,7 @@ def _materialize_hint(name: str) -> str:
 @project_option
 def list_datasets(project: Path | None) -> None:
     """Each declared dataset: what it points at, its latest version and any newer failed one."""
-    with _explained_errors():
+    with explained_errors():
         workspace = _workspace(project)
         summaries = workspace.datasets()
         if not summaries:
@@ -117,7 +96,7 @@ def list_datasets(project: Path | None) -> None:
 @project_option
 def list_versions(name: str, project: Path | None) -> None:
     """Every registered version of dataset NAME, newest first, failed ones flagged."""
-    with _explained_errors():
+    with explained_errors():
         workspace = _workspace(project)
         versions = workspace.versions(name)
         if not versions:
@@ -164,7 +143,7 @@ def _version_row(info: DatasetVersionInfo) -> dict[str, str]:
 @project_option
 def show_version(reference: str, project: Path | None) -> None:
     """The facts of one version (the latest that passed its checks by default)."""
-    with _explained_errors():
+    with explained_errors():
         workspace = _workspace(project)
         version = _get(workspace, reference)
         record = version.record
@@ -279,7 +258,7 @@ def _echo_lineage(version: DatasetVersion) -> None:
 @project_option
 def download_version(reference: str, directory: Path, project: Path | None) -> None:
     """Copy the files of one version (the latest that passed its checks by default)."""
-    with _explained_errors():
+    with explained_errors():
         workspace = _workspace(project)
         version = _get(workspace, reference)
         files = version.files()

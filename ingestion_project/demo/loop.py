@@ -79,6 +79,8 @@ class MonthOutcome:
     realized_auc: float | None = None
     classifier_version: int | None = None
     classifier_decisions: list[str] = field(default_factory=list)
+    # Requests a retraining sensor made after its own retraining run: the policy must make none.
+    repeated_requests: int = 0
 
 
 @dataclass
@@ -305,7 +307,10 @@ def _retrain(
     if not requests:
         say(f"      {model_name}: the policy keeps the champion.")
     # The retraining run re-scored and re-checked the same month: the policy must not ask again.
-    runner.tick(retrain_sensor_name(model_name))
+    again = runner.tick(retrain_sensor_name(model_name))
+    outcome.repeated_requests += len(again)
+    for request in again:
+        say(f"      {model_name}: asked again for the same data (run key {request.run_key}).")
 
 
 def _backtest(store_root: Path) -> list[str]:

@@ -27,6 +27,7 @@ from ingestion_project.training.estimators import (
 )
 from ingestion_project.training.lifecycle import challenge
 from ingestion_project.training.policy import Evidence, decide
+from ingestion_project.training.significance import DELONG
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class WindowOutcome:
     always: float
     drift_share: float | None = None
     estimated: float | None = None
+    summary: str = ""
 
 
 @dataclass
@@ -82,7 +84,8 @@ class BacktestResult:
         ]
         out.extend(
             f"  {w.window:<9} {w.rows:>6,} {'v' + str(w.champion):>8} {w.realized:>8.4f} "
-            f"{w.never:>8.4f} {w.always:>8.4f} {self._value(w, 'oracle'):>8.4f}  {w.decision}"
+            f"{w.never:>8.4f} {w.always:>8.4f} {self._value(w, 'oracle'):>8.4f}  "
+            f"{w.summary or w.decision}"
             for w in self.windows
         )
         policy, never, always, oracle = (
@@ -120,7 +123,7 @@ def backtest(
     say: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Replay ``frame`` (labelled rows) window by window; see the module's docstring."""
-    policy = policy or spec.retrain or RetrainPolicySpec(on=["drift"])
+    policy = policy or spec.retrain or RetrainPolicySpec(when=["drift"])
     windows = _windows(frame, timestamp_column, period)
     if len(windows) <= warmup:
         raise TrainingError(
@@ -137,17 +140,18 @@ def backtest(
     for index in range(warmup, len(windows)):
         label, rows = windows[index]
         history = pd.concat([part for _, part in windows[:index]])
-        decision = "keep: first window after training"
+        decision = summary = "keep: first window after training"
         drift = estimated = None
         if previous is not None:
             evidence = _evidence(champion, previous, spec, monitor)
             drift, estimated = evidence.drift_share, evidence.estimated
             verdict = decide(policy, metric, evidence)
-            decision = verdict.reason
+            decision, summary = verdict.reason, verdict.short
             if verdict.retrain:
-                champion, decision = _retrain(
+                champion, decision, gate = _retrain(
                     champion, history, spec, timestamp_column, name, verdict.reason
                 )
+                summary = f"{verdict.short} -> {gate}"
         always = challenge(history, spec, None, timestamp_column=timestamp_column, what=name)
         labels = target_values(rows, spec)
         outcome = WindowOutcome(
@@ -160,12 +164,13 @@ def backtest(
             always=metrics(labels, predict(always.pipeline, rows, spec), spec)[metric],
             drift_share=drift,
             estimated=estimated,
+            summary=summary,
         )
         result.windows.append(outcome)
         if say is not None:
             say(
                 f"  {label}: champion v{outcome.champion} {metric} {outcome.realized:.4f} "
-                f"(never {outcome.never:.4f}, always {outcome.always:.4f}); {decision}"
+                f"(never {outcome.never:.4f}, always {outcome.always:.4f}); {summary}"
             )
         previous = rows
     return result
@@ -187,7 +192,8 @@ def _retrain(
     timestamp_column: str | None,
     name: str,
     why: str,
-) -> tuple[_Champion, str]:
+) -> tuple[_Champion, str, str]:
+    """The gate's outcome: the champion after it, the full decision, and a short one."""
     result = challenge(
         history,
         spec,
@@ -195,8 +201,18 @@ def _retrain(
         timestamp_column=timestamp_column,
         what=name,
     )
+    figures = ""
+    if result.comparison is not None:
+        test = "DeLong" if result.comparison.method == DELONG else "bootstrap"
+        p_value = result.comparison.p_value
+        p_text = f"={p_value:.2g}" if p_value >= 1e-4 else "<0.0001"
+        figures = f" ({result.comparison.difference:+.3f}, {test} p{p_text})"
     if not result.promoted:
-        return champion, f"{why} -> kept v{champion.version}: {result.decision}"
+        return (
+            champion,
+            f"{why} -> kept v{champion.version}: {result.decision}",
+            f"kept v{champion.version}{figures}",
+        )
     promoted = _Champion(
         champion.version + 1,
         result.pipeline,
@@ -204,7 +220,11 @@ def _retrain(
         result.metrics.get(spec.metric_name),
         result,
     )
-    return promoted, f"{why} -> promoted v{promoted.version}: {result.decision}"
+    return (
+        promoted,
+        f"{why} -> promoted v{promoted.version}: {result.decision}",
+        f"promoted v{promoted.version}{figures}",
+    )
 
 
 def _evidence(
@@ -296,7 +316,7 @@ def backtest_model(
             categorical=[column for column in features if column in spec.categorical],
             threshold=catalog.monitors[monitors[0]].threshold,
         )
-    policy = spec.retrain or (RetrainPolicySpec(on=["drift"]) if monitors else None)
+    policy = spec.retrain or (RetrainPolicySpec(when=["drift"]) if monitors else None)
     return backtest(
         model,
         frame,

@@ -35,17 +35,26 @@ class PolicyDecision:
 
     retrain: bool
     reason: str
+    fired: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> str:
+        """The decision in a few words, for tables: "retrain (drift 0.80)" or "keep"."""
+        return f"retrain ({', '.join(self.fired)})" if self.retrain else "keep"
 
 
 def decide(policy: RetrainPolicySpec, metric: str, evidence: Evidence) -> PolicyDecision:
     """Retrain when any declared trigger fires; the reason names each one with its figures."""
     fired: list[str] = []
     quiet: list[str] = []
-    if "drift" in policy.on and evidence.drift_share is not None:
+    short: list[str] = []
+    if "drift" in policy.when and evidence.drift_share is not None:
         threshold = evidence.drift_threshold if evidence.drift_threshold is not None else 0.5
         text = f"drift share {evidence.drift_share:.2f} (threshold {threshold:.2f})"
         (fired if evidence.drift_share >= threshold else quiet).append(text)
-    if "performance_drop" in policy.on and evidence.reference is not None:
+        if evidence.drift_share >= threshold:
+            short.append(f"drift {evidence.drift_share:.2f}")
+    if "performance_drop" in policy.when and evidence.reference is not None:
         for kind, value in _performance(policy, evidence):
             drop = _drop(metric, evidence.reference, value)
             text = (
@@ -53,11 +62,14 @@ def decide(policy: RetrainPolicySpec, metric: str, evidence: Evidence) -> Policy
                 f"(drop {drop:+.4f}, tolerance {policy.tolerance:.4f})"
             )
             (fired if drop > policy.tolerance else quiet).append(text)
-    if "schedule" in policy.on and evidence.scheduled:
+            if drop > policy.tolerance:
+                short.append(f"{kind} drop {drop:.3f}")
+    if "schedule" in policy.when and evidence.scheduled:
         fired.append(f"schedule '{policy.cron}'")
+        short.append("schedule")
     if fired:
         rest = f" (quiet: {'; '.join(quiet)})" if quiet else ""
-        return PolicyDecision(True, "retrain: " + "; ".join(fired) + rest)
+        return PolicyDecision(True, "retrain: " + "; ".join(fired) + rest, tuple(short))
     return PolicyDecision(False, "keep: " + ("; ".join(quiet) or "no trigger has evidence yet"))
 
 

@@ -35,7 +35,7 @@ def effective_policy(spec: ModelSpec, drift_monitors: Sequence[str]) -> RetrainP
     """The declared policy; without one, drift of a monitor with ``retrain: true`` retrains."""
     if spec.retrain is not None:
         return spec.retrain
-    return RetrainPolicySpec(on=["drift"]) if drift_monitors else None
+    return RetrainPolicySpec(when=["drift"]) if drift_monitors else None
 
 
 def build_retrain_sensor(
@@ -50,9 +50,9 @@ def build_retrain_sensor(
 ) -> dg.SensorDefinition | None:
     """One sensor per model over every asset whose results the policy weighs (None if none)."""
     watched: dict[str, str] = {}
-    if "drift" in policy.on:
+    if "drift" in policy.when:
         watched.update({monitor: "drift" for monitor in drift_monitors})
-    if "performance_drop" in policy.on:
+    if "performance_drop" in policy.when:
         if predictions and spec.task_name == "classification" and policy.performance != "realized":
             watched[predictions] = "estimated"
         if performance and policy.performance != "estimated":
@@ -66,7 +66,7 @@ def build_retrain_sensor(
         job_name=job_name,
         name=retrain_sensor_name(model),
         description=f"Requests {job_name} when the retraining policy of '{model}' says so "
-        f"({', '.join(policy.on)}), judged on each new result of {', '.join(watched)}; one run "
+        f"({', '.join(policy.when)}), judged on each new result of {', '.join(watched)}; one run "
         "per piece of data.",
     )
     def retrain_sensor(context: dg.MultiAssetSensorEvaluationContext) -> Any:

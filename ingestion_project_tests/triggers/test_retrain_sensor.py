@@ -107,7 +107,7 @@ PERFORMANCE_CATALOG = {
             "metric": "auc",
             "scoring": {"dataset": "scoring"},
             "labels": {"dataset": "history", "key": "ts"},
-            "retrain": {"on": ["performance_drop"], "tolerance": 0.02},
+            "retrain": {"when": ["performance_drop"], "tolerance": 0.02},
         }
     },
 }
