@@ -24,6 +24,10 @@ EXPECTED_ASSETS = {
     "bikeshare_demand",
     "bikeshare_demand_predictions",
     "bikeshare_drift",
+    "busy_hours",
+    "busy_hours_predictions",
+    "busy_hours_drift",
+    "busy_hours_performance",
 }
 EXPECTED_CHECKS = {
     ("bikeshare_history", "columns"),
@@ -31,8 +35,12 @@ EXPECTED_CHECKS = {
     ("bikeshare_history", "between"),
     ("bikeshare_scoring", "not_null"),
 }
-EXPECTED_JOBS = {"refresh_bikeshare_history", "retrain_bikeshare_demand"}
-EXPECTED_SENSORS = {"catalog__data_change_every_30s", "bikeshare_demand_retrain_sensor"}
+EXPECTED_JOBS = {"refresh_bikeshare_history", "retrain_bikeshare_demand", "retrain_busy_hours"}
+EXPECTED_SENSORS = {
+    "catalog__data_change_every_30s",
+    "bikeshare_demand_retrain_sensor",
+    "busy_hours_retrain_sensor",
+}
 EXPECTED_SCHEDULES = {"bikeshare_history_schedule"}
 
 

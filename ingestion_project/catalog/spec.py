@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -409,7 +410,12 @@ class LabelsSpec(SpecModel):
     """Where the ground truth of scored rows arrives, later: a dataset joined on ``key``."""
 
     dataset: str
-    key: list[str] = Field(min_length=1)
+    key: Annotated[
+        list[str],
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        ),
+    ] = Field(min_length=1, description="The column (or columns) both sides share.")
     column: str | None = Field(default=None, description="The label column; default: the target.")
 
     @field_validator("key", mode="before")

@@ -148,7 +148,8 @@ def build_performance_asset(
         if known is not None and known.model_version != model_version:
             return None  # a later champion re-scored it; the window belongs to the first scorer
         columns = [column for column in (PREDICTION, PROBABILITY) if column in scored.columns]
-        joined = scored[[*labels.key, *columns]].merge(truth, on=labels.key, how="inner")
+        keyed = _comparable_keys(pd.DataFrame(scored[[*labels.key, *columns]]), truth, labels.key)
+        joined = keyed.merge(truth, on=labels.key, how="inner")
         joined = joined.rename(columns={label_column: spec.target})
         labelled = int(joined[spec.target].notna().sum())
         if labelled == 0 or (known is not None and known.labelled_rows == labelled):
@@ -173,6 +174,29 @@ def build_performance_asset(
         return record
 
     return performance_asset
+
+
+def _comparable_keys(scored: pd.DataFrame, truth: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``scored`` with each key column in the labels' type, so the join matches like values.
+
+    Predictions files keep parsed timestamps while a labels file may hold text, or the other
+    way round; a key that is a timestamp on either side is compared as a timestamp.
+    """
+    out = scored.copy()
+    for column in key:
+        ours, theirs = out[column], truth[column]
+        if ours.dtype == theirs.dtype:
+            continue
+        if pd.api.types.is_datetime64_any_dtype(theirs):
+            out[column] = pd.to_datetime(ours, errors="coerce")
+            if getattr(theirs.dt, "tz", None) is not None and out[column].dt.tz is None:
+                out[column] = out[column].dt.tz_localize(theirs.dt.tz)
+        elif pd.api.types.is_datetime64_any_dtype(ours):
+            truth[column] = pd.to_datetime(theirs, errors="coerce")
+        else:
+            out[column] = ours.astype(str)
+            truth[column] = theirs.astype(str)
+    return out
 
 
 def _window_of(path: str) -> tuple[int, str, int]:

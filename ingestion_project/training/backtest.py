@@ -11,7 +11,8 @@ data before each window) and the oracle that picks the better of the two in ever
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,7 @@ def backtest(
     champion = _Champion(1, first.pipeline, history, first.metrics.get(metric), first)
     result = BacktestResult(name, metric)
     previous: pd.DataFrame | None = None
+    previous_label = windows[warmup - 1][0]
     for index in range(warmup, len(windows)):
         label, rows = windows[index]
         history = pd.concat([part for _, part in windows[:index]])
@@ -144,6 +146,7 @@ def backtest(
         drift = estimated = None
         if previous is not None:
             evidence = _evidence(champion, previous, spec, monitor)
+            evidence = replace(evidence, scheduled=_scheduled(policy, previous_label, period))
             drift, estimated = evidence.drift_share, evidence.estimated
             verdict = decide(policy, metric, evidence)
             decision, summary = verdict.reason, verdict.short
@@ -172,7 +175,7 @@ def backtest(
                 f"  {label}: champion v{outcome.champion} {metric} {outcome.realized:.4f} "
                 f"(never {outcome.never:.4f}, always {outcome.always:.4f}); {summary}"
             )
-        previous = rows
+        previous, previous_label = rows, label
     return result
 
 
@@ -202,11 +205,12 @@ def _retrain(
         what=name,
     )
     figures = ""
-    if result.comparison is not None:
-        test = "DeLong" if result.comparison.method == DELONG else "bootstrap"
-        p_value = result.comparison.p_value
+    comparison = result.comparison
+    if comparison is not None and comparison.p_value is not None:
+        test = "DeLong" if comparison.method == DELONG else "bootstrap"
+        p_value = comparison.p_value
         p_text = f"={p_value:.2g}" if p_value >= 1e-4 else "<0.0001"
-        figures = f" ({result.comparison.difference:+.3f}, {test} p{p_text})"
+        figures = f" ({comparison.difference or 0:+.3f}, {test} p{p_text})"
     if not result.promoted:
         return (
             champion,
@@ -271,6 +275,23 @@ def _estimated(
         return None
     estimate = estimate_performance(predicted[PROBABILITY].to_numpy(dtype=float), calibrator)
     return estimate.get(spec.metric_name)
+
+
+def _scheduled(policy: RetrainPolicySpec, window: str, period: str) -> bool:
+    """Whether the policy's cron fired during ``window``: a schedule retrains after it."""
+    if "schedule" not in policy.when or policy.cron is None:
+        return False
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    span = pd.Period(window, freq=period)
+    assert isinstance(span, pd.Period), f"window {window!r} is a period"
+    zone = ZoneInfo(policy.timezone)
+    start = span.start_time.to_pydatetime().replace(tzinfo=zone)
+    end = (span.end_time + pd.Timedelta(nanoseconds=1)).to_pydatetime().replace(tzinfo=zone)
+    after = croniter(policy.cron, start - timedelta(microseconds=1))
+    return bool(after.get_next(datetime) < end)
 
 
 def _windows(

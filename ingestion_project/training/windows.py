@@ -29,6 +29,10 @@ def within_days(
     frame: pd.DataFrame, timestamp_column: str | None, days: int, what: str
 ) -> pd.DataFrame:
     """The rows of the last ``days`` days before the newest timestamp."""
+    return frame.loc[_recent(frame, timestamp_column, days, what)]
+
+
+def _recent(frame: pd.DataFrame, timestamp_column: str | None, days: int, what: str) -> pd.Series:
     if not timestamp_column or timestamp_column not in frame.columns:
         raise TrainingError(
             f"{what}: a window in days needs the dataset's 'timestamp_column'. Declare it on the "
@@ -38,7 +42,7 @@ def within_days(
     newest = stamps.max()
     if pd.isna(newest):
         raise TrainingError(f"{what}: column '{timestamp_column}' holds no timestamps.")
-    return frame.loc[stamps > newest - pd.Timedelta(days=days)]
+    return pd.Series(stamps > newest - pd.Timedelta(days=days), index=frame.index)
 
 
 def split_newest_window(
@@ -52,8 +56,8 @@ def split_newest_window(
         ordered = ordered.drop(columns="_stamp")
     days = spec.promotion.window_days
     if days is not None:
-        window = within_days(ordered, timestamp_column, days, what)
-        learn = ordered.loc[~ordered.index.isin(window.index)]
+        recent = _recent(ordered, timestamp_column, days, what).to_numpy()
+        window, learn = ordered.loc[recent], ordered.loc[~recent]
         description = f"the last {days} days ({len(window):,} rows)"
     else:
         cut = int(len(ordered) * (1 - spec.holdout))

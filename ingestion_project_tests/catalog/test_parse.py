@@ -757,8 +757,9 @@ def test_project_catalog_loads() -> None:
     spec = load_project(PROJECT_CATALOG.parent).catalog
 
     assert sorted(spec.datasets) == ["bikeshare_history", "bikeshare_scoring"]
-    assert sorted(spec.models) == ["bikeshare_demand"]
-    assert sorted(spec.monitors) == ["bikeshare_drift"]
+    assert sorted(spec.models) == ["bikeshare_demand", "busy_hours"]
+    assert sorted(spec.monitors) == ["bikeshare_drift", "busy_hours_drift"]
+    assert spec.models["busy_hours"].task_name == "classification"
     assert isinstance(spec.datasets["bikeshare_scoring"].trigger, DataChangeTrigger)
 
 

@@ -71,7 +71,12 @@ def test_newer_data_gives_the_next_version_promoted_only_if_better(
     assert record.compared_with is not None
     champion_r2 = record.compared_with.champion_metrics["r2"]
     assert record.compared_with.champion_version == 1
-    assert record.promoted == (record.metrics["r2"] > champion_r2)
+    comparison = record.compared_with
+    assert comparison.method == "paired_bootstrap" and comparison.p_value is not None
+    assert comparison.difference == pytest.approx(record.metrics["r2"] - champion_r2, abs=2e-4)
+    wins = comparison.difference > comparison.min_effect and comparison.p_value < comparison.alpha
+    assert record.promoted == wins
+    assert ("promote" if wins else "keep the champion") in record.decision
     expected_champion = 2 if record.promoted else 1
     assert meta["champion_version"] == expected_champion
     assert models(home).require_champion("bikeshare_demand").version == expected_champion

@@ -46,6 +46,8 @@ def test_first_tick_requests_a_refresh_keyed_by_fingerprint(
         "bikeshare_scoring",
         "bikeshare_demand_predictions",
         "bikeshare_drift",
+        "busy_hours_predictions",
+        "busy_hours_drift",
     }
 
 

@@ -140,6 +140,8 @@ def test_sensor_started_as_the_readme_says_runs_under_the_daemon(tmp_path: Path)
                     dg.AssetKey("bikeshare_scoring"),
                     dg.AssetKey("bikeshare_demand_predictions"),
                     dg.AssetKey("bikeshare_drift"),
+                    dg.AssetKey("busy_hours_predictions"),
+                    dg.AssetKey("busy_hours_drift"),
                 }
                 assert run.tags["dagster/sensor_name"] == SENSOR
         finally:
