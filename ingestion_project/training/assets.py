@@ -17,6 +17,7 @@ from ingestion_project.datasets.versions import (
 )
 from ingestion_project.metadata import markdown_table
 from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord, WindowPerformance
+from ingestion_project.training.estimators import DroppedRows
 from ingestion_project.training.lifecycle import train_and_register
 from ingestion_project.training.registry import ModelRegistry
 from ingestion_project.training.scoring import (
@@ -135,6 +136,7 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
                 "train_rows": record.train_rows,
                 "holdout_rows": record.holdout_rows,
                 "dropped_rows": dropped.missing_target + dropped.missing_features if dropped else 0,
+                "rows_left_out": _left_out(record),
                 "features": ", ".join(spec.features),
                 "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
             },
@@ -142,6 +144,14 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
         )
 
     return model_asset
+
+
+def _left_out(record: ModelVersionRecord) -> str:
+    """'none of 2,786 rows dropped', or how many were dropped and why, for the UI."""
+    dropped = record.dropped
+    if dropped is None:
+        return "not recorded"
+    return DroppedRows(dropped.total, dropped.missing_target, dropped.missing_features).describe()
 
 
 def rows_of_last_versions(

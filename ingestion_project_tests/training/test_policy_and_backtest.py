@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
+from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from ingestion_project.catalog.spec import RetrainPolicySpec
+from ingestion_project.cli import cli
+from ingestion_project.demo.loop import HISTORY
 from ingestion_project.training.backtest import MonitorSettings, backtest
 from ingestion_project.training.estimators import TrainingError
 from ingestion_project.training.policy import Evidence, decide
+from ingestion_project_tests.catalogs import materialize
+from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
 from ingestion_project_tests.training.bikeshare import DRIFTING, busy_hours, demand, months
 
 
@@ -153,3 +161,31 @@ def test_a_backtest_needs_a_timestamp_and_enough_windows(year: pd.DataFrame) -> 
         backtest("demand", year, demand(), timestamp_column=None)
     with pytest.raises(TrainingError, match="needs more than 8 windows"):
         backtest("demand", year, demand(), timestamp_column="timestamp", warmup=8)
+
+
+@pytest.mark.slow
+def test_the_backtest_command_replays_the_declared_model_over_its_latest_passing_version(
+    defs: dg.Definitions, home: Path
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(defs, "bikeshare_history", instance=instance).success
+    for month in (5, 6):
+        place_month(home, HISTORY, month)
+    assert materialize(defs, "bikeshare_history", instance=instance).success
+
+    command = ["backtest", "busy_hours", "--warmup", "3", "--project", str(PROJECT_ROOT)]
+    result = CliRunner().invoke(cli, command)
+    first = CliRunner().invoke(cli, [*command, "--version", "1"])
+    unknown = CliRunner().invoke(cli, ["backtest", "nope", "--project", str(PROJECT_ROOT)])
+
+    assert result.exit_code == 0, result.output
+    rows = len(months(1, 2, 3, 4, 5, 6))
+    assert f"Replaying busy_hours over bikeshare_history v2 ({rows:,} rows)" in result.output
+    assert "Backtest of busy_hours (auc, higher is better):" in result.output
+    assert re.search(r"^  2011-06 +720 +v\d", result.output, flags=re.M)
+    assert "Mean auc over 3 windows: policy " in result.output
+    assert first.exit_code == 0 and "Mean auc over 1 windows" in first.output
+    assert unknown.exit_code == 2
+    assert "'nope' is not a declared model (declared: bikeshare_demand, busy_hours)" in (
+        unknown.output
+    )
