@@ -133,7 +133,13 @@ def backtest(
         )
     metric = spec.metric_name
     history = pd.concat([rows for _, rows in windows[:warmup]])
-    first = challenge(history, spec, None, timestamp_column=timestamp_column, what=name)
+    try:
+        first = challenge(history, spec, None, timestamp_column=timestamp_column, what=name)
+    except TrainingError as error:
+        raise TrainingError(
+            f"backtest of '{name}': the first {warmup} window(s) cannot train a first model: "
+            f"{error} Give it more windows to learn from first (warmup, --warmup)."
+        ) from None
     never = first.pipeline
     champion = _Champion(1, first.pipeline, history, first.metrics.get(metric), first)
     result = BacktestResult(name, metric)

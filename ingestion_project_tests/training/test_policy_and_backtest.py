@@ -189,3 +189,8 @@ def test_the_backtest_command_replays_the_declared_model_over_its_latest_passing
     assert "'nope' is not a declared model (declared: bikeshare_demand, busy_hours)" in (
         unknown.output
     )
+
+
+def test_a_warmup_too_short_to_learn_from_says_to_give_it_more() -> None:
+    with pytest.raises(TrainingError, match=r"first 1 window\(s\) cannot train.*--warmup"):
+        backtest("busy", months(1, 2, 3), busy_hours(), timestamp_column="timestamp", warmup=1)
