@@ -79,3 +79,5 @@ def test_demo_runs_the_loop_and_says_what_happened(
     assert windows == 5
     assert policy >= never
     assert oracle >= max(never, always)
+    # Where it trails always retraining, the demo says so and why.
+    assert ("Where it trails always retraining" in out) == (policy < always)
