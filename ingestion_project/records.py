@@ -400,6 +400,33 @@ class WindowPerformance(StoredRecord):
         return f"{self.dataset} v{self.dataset_version}"
 
 
+class DriftWindowRecord(StoredRecord):
+    """A monitor's verdict on one window: what persistence and the drift-over-time table read.
+
+    A window is a time window (partitioned monitors, e.g. ``2011-05-01``) or one version of the
+    target dataset (``bikeshare_scoring v5``). ``report`` is the path of the full per-feature
+    result beside it.
+    """
+
+    label: ClassVar[str] = "drift window"
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"prediction_drift", "run_id"})
+
+    monitor: str
+    window: str
+    order: str = Field(description="Sorts windows in time: the partition key, or the version.")
+    baseline: str
+    target: str
+    rows: int
+    drift_share: float
+    magnitude: float
+    detected: bool
+    alarm: bool
+    drifted: list[str] = Field(default_factory=list)
+    prediction_drift: float | None = None
+    report: str
+    run_id: str | None = None
+
+
 StoredT = TypeVar("StoredT", bound=StoredRecord)
 
 

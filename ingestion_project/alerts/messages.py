@@ -87,8 +87,9 @@ def drift_alert(
         text=(
             f"{what}{': ' + shown if shown else ''}. "
             "Look at the per-feature drift on the monitor's asset to see which columns moved and "
-            "how far. The retraining policy decides whether to retrain; act yourself only if the "
-            "shift is not expected, e.g. an upstream feed that changed its units or broke."
+            "how far. If the monitor belongs to a model, its retraining policy decides whether to "
+            "retrain; act yourself only if the shift is not expected, e.g. an upstream feed that "
+            "changed its units or broke."
         ),
         fields=fields,
         link=link,

@@ -40,6 +40,7 @@ PREDICTIONS_CODE = (
 )
 DRIFT_CODE = (
     "ingestion_project.monitoring",
+    "ingestion_project.drift",
     "ingestion_project.training.scoring",
     "ingestion_project.training.registry",
     "ingestion_project.datasets.versions",

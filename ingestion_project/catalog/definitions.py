@@ -17,7 +17,7 @@ from ingestion_project.catalog.code_versions import (
 from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
 from ingestion_project.datasets.assets import build_dataset_assets
-from ingestion_project.monitoring.assets import build_drift_asset
+from ingestion_project.monitoring.assets import build_drift_asset, monitor_partitions
 from ingestion_project.monitoring.performance_assets import (
     build_performance_asset,
     performance_asset_name,
@@ -99,15 +99,27 @@ def build_definitions(
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     if watched:
         sensors.extend(build_data_change_sensors(op_prefix, watched))
+    for name in own("monitors"):
+        if catalog.monitors[name].frequency is None:
+            continue
+        job = dg.define_asset_job(
+            monitor_job_name(name),
+            selection=dg.AssetSelection.assets(name),
+            partitions_def=monitor_partitions(catalog, name),
+            description=f"Measure drift of '{name}' for one window, or backfill a range of them.",
+        )
+        jobs.append(job)
+        schedules.append(dg.build_schedule_from_partitioned_job(job, name=f"{name}_schedule"))
     for name in own("models"):
         model = catalog.models[name]
         monitors = [m for m, spec in catalog.monitors.items() if spec.model == name]
         selection = [model.train_on, name]
         if model.scoring is not None:
             selection.append(predictions_asset_name(name))
+        per_run = [m for m in monitors if catalog.monitors[m].frequency is None]
         job = dg.define_asset_job(
             retrain_job_name(name),
-            selection=dg.AssetSelection.assets(*selection, *monitors),
+            selection=dg.AssetSelection.assets(*selection, *per_run),
             description=f"Train the next version of '{name}' on the latest '{model.train_on}', "
             "promote it only if better, then re-score and re-check drift.",
         )
@@ -156,5 +168,13 @@ def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:
         if model.scoring is not None and model.labels is not None:
             if model.labels.dataset == dataset:
                 selected.append(performance_asset_name(name))
-    selected.extend(m for m in catalog.monitors if catalog.monitor_target(m) == dataset)
+    selected.extend(
+        name
+        for name, monitor in catalog.monitors.items()
+        if catalog.monitor_target(name) == dataset and monitor.frequency is None
+    )
     return selected
+
+
+def monitor_job_name(monitor: str) -> str:
+    return f"monitor_{monitor}"

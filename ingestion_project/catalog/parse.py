@@ -24,6 +24,7 @@ from ingestion_project.catalog.errors import CatalogProblem
 from ingestion_project.catalog.spec import (
     CATALOG_NAME,
     CHECK_TYPES,
+    AlertSpec,
     CronTrigger,
     DataChangeTrigger,
     DatasetSpec,
@@ -34,8 +35,8 @@ from ingestion_project.catalog.spec import (
 from ingestion_project.datastores.base import is_secret_field
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-SECTIONS = ("registry", "datastores", "datasets", "models", "monitors")
-ENTRY_SECTIONS = ("datastores", "datasets", "models", "monitors")
+SECTIONS = ("registry", "datastores", "datasets", "models", "monitors", "alerts")
+ENTRY_SECTIONS = ("datastores", "datasets", "models", "monitors", "alerts")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ParsedCatalog:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
+    alerts: dict[str, AlertSpec] = field(default_factory=dict)
     problems: list[CatalogProblem] = field(default_factory=list)
     broken: dict[str, set[str]] = field(default_factory=dict)
 
@@ -92,6 +94,7 @@ def parse_catalog(raw: Any, *, source: str, home: Path) -> ParsedCatalog:
     parsed.monitors = _parse_entries(
         MonitorSpec, _section(raw, "monitors", problems), "monitors", problems
     )
+    parsed.alerts = _parse_entries(AlertSpec, _section(raw, "alerts", problems), "alerts", problems)
     parsed.broken = {
         section: {str(name) for name in _section(raw, section, [])} - set(getattr(parsed, section))
         for section in ENTRY_SECTIONS

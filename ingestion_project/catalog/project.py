@@ -8,7 +8,7 @@ files are reported in one pass, each with its own file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from ingestion_project.catalog.errors import CatalogError, CatalogProblem
 from ingestion_project.catalog.parse import ENTRY_SECTIONS, ParsedCatalog, did_you_mean
 from ingestion_project.catalog.spec import (
     WORKSPACE_DEFAULT,
+    AlertSpec,
     DatasetSpec,
     ModelSpec,
     MonitorSpec,
@@ -46,6 +47,7 @@ class ProjectCatalog:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
+    alerts: dict[str, AlertSpec] = field(default_factory=dict)
     # (section, name) -> the catalog file that declares it.
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -66,17 +68,40 @@ class ProjectCatalog:
         return self.datastore_kind(name) in FILE_DATASTORE_KINDS
 
     def monitor_target(self, name: str) -> str:
-        """The dataset a monitor watches: declared, else the model's scoring dataset."""
+        """The dataset a monitor watches: its target's, else its model's scoring dataset."""
         monitor = self.monitors[name]
-        if monitor.target:
-            return monitor.target
-        scoring = self.models[monitor.model].scoring
+        target = monitor.target_spec
+        if target is not None and target.dataset is not None:
+            return target.dataset
+        model = target.predictions if target is not None else monitor.model
+        assert model is not None, "validated in MonitorSpec"
+        scoring = self.models[model].scoring
         assert scoring is not None, "cross-checked in assemble_project"
         return scoring.dataset
 
-    def monitor_features(self, name: str) -> list[str]:
+    def monitor_model(self, name: str) -> str | None:
+        """The model whose predictions a monitor watches beside its data, if any."""
         monitor = self.monitors[name]
-        return list(monitor.features or self.models[monitor.model].features)
+        target = monitor.target_spec
+        if target is None:
+            return monitor.model
+        if target.predictions is not None:
+            return target.predictions
+        if monitor.model is not None:
+            scoring = self.models[monitor.model].scoring
+            if scoring is not None and scoring.dataset == target.dataset:
+                return monitor.model
+        return None
+
+    def monitor_features(self, name: str) -> list[str] | None:
+        """The declared features; the model's when left out; None for every shared column."""
+        monitor = self.monitors[name]
+        if isinstance(monitor.features, list):
+            return list(monitor.features)
+        model = monitor.model or self.monitor_model(name)
+        if monitor.features is None and model is not None:
+            return list(self.models[model].features)
+        return None
 
 
 def assemble_project(catalogs: Sequence[ParsedCatalog], home: Path) -> ProjectCatalog:
@@ -298,46 +323,117 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
                 "Point it at a file datastore such as workspace_default",
             )
     for name, monitor in project.monitors.items():
-        where = f"monitors.{name}"
-        model = project.models.get(monitor.model)
-        if monitor.model in broken["models"]:
-            continue
+        _check_monitor(project, broken, name, monitor, report)
+    for name, alert in project.alerts.items():
+        subjects = set(project.models) | set(project.monitors)
+        for subject in alert.subjects or []:
+            if subject not in subjects:
+                report(
+                    "alerts",
+                    name,
+                    f"alerts.{name}.subjects",
+                    f"'{subject}' is not a declared model or monitor",
+                    f"Declared: {', '.join(sorted(subjects)) or 'none'}"
+                    f"{did_you_mean(subject, sorted(subjects))}",
+                )
+    return problems
+
+
+def _check_monitor(
+    project: ProjectCatalog,
+    broken: dict[str, set[str]],
+    name: str,
+    monitor: MonitorSpec,
+    report: Callable[[str, str, str, str, str], None],
+) -> None:
+    """A monitor's model, baseline and target exist, and windows have timestamps to cut by."""
+    where = f"monitors.{name}"
+
+    def dataset_exists(entry: str, dataset: str) -> bool:
+        if dataset in broken["datasets"]:
+            return False
+        if dataset not in project.datasets:
+            report(
+                "monitors",
+                name,
+                entry,
+                f"'{dataset}' is not a declared dataset",
+                f"Declared datasets: {', '.join(sorted(project.datasets)) or 'none'}"
+                f"{did_you_mean(dataset, list(project.datasets))}",
+            )
+            return False
+        return True
+
+    def model_with_scoring(entry: str, model_name: str) -> bool:
+        if model_name in broken["models"]:
+            return False
+        model = project.models.get(model_name)
         if model is None:
             report(
                 "monitors",
                 name,
-                f"{where}.model",
-                f"'{monitor.model}' is not a declared model",
+                entry,
+                f"'{model_name}' is not a declared model",
                 f"Declared models: {', '.join(sorted(project.models)) or 'none'}"
-                f"{did_you_mean(monitor.model, list(project.models))}",
+                f"{did_you_mean(model_name, list(project.models))}",
             )
-            continue
+            return False
         if model.scoring is None:
             report(
                 "monitors",
                 name,
-                f"{where}.model",
-                f"model '{monitor.model}' has no 'scoring:' section",
-                "A monitor compares the model's predictions on new data: add models."
-                f"{monitor.model}.scoring",
+                entry,
+                f"model '{model_name}' has no 'scoring:' section",
+                f"A monitor of predictions needs them written: add models.{model_name}.scoring",
             )
-            continue
-        if monitor.target and monitor.target != model.scoring.dataset:
+            return False
+        return True
+
+    target = monitor.target_spec
+    if monitor.model is not None:
+        if target is None and not model_with_scoring(f"{where}.model", monitor.model):
+            return
+        if target is not None and monitor.model not in project.models:
+            if monitor.model not in broken["models"]:
+                model_with_scoring(f"{where}.model", monitor.model)
+            return
+    if target is not None and target.dataset is not None:
+        if not dataset_exists(f"{where}.target", target.dataset):
+            return
+    if target is not None and target.predictions is not None:
+        if not model_with_scoring(f"{where}.target.predictions", target.predictions):
+            return
+    baseline = monitor.baseline_spec
+    if baseline.dataset is not None:
+        if not dataset_exists(f"{where}.baseline.dataset", baseline.dataset):
+            return
+        if (baseline.start or baseline.end) and not project.datasets[
+            baseline.dataset
+        ].timestamp_column:
             report(
                 "monitors",
                 name,
-                f"{where}.target",
-                f"'{monitor.target}' is not the dataset model '{monitor.model}' scores "
-                f"('{model.scoring.dataset}')",
-                "Leave 'target' out, or make it the model's scoring dataset",
+                f"{where}.baseline",
+                f"a window of '{baseline.dataset}' needs its timestamp column",
+                f"Declare datasets.{baseline.dataset}.timestamp_column, or pin a 'version'",
             )
-        unknown = sorted(set(monitor.features or []) - set(model.features))
+    target_dataset = project.monitor_target(name)
+    if monitor.frequency is not None and not project.datasets[target_dataset].timestamp_column:
+        report(
+            "monitors",
+            name,
+            f"{where}.frequency",
+            f"windows of '{target_dataset}' are cut by its timestamp column, and it has none",
+            f"Declare datasets.{target_dataset}.timestamp_column, or leave 'frequency' out",
+        )
+    features = project.monitor_features(name)
+    if features is not None:
+        unknown = sorted(set(monitor.methods) - set(features))
         if unknown:
             report(
                 "monitors",
                 name,
-                f"{where}.features",
-                f"{unknown} are not features of model '{monitor.model}'",
-                f"Pick from: {', '.join(model.features)}",
+                f"{where}.methods",
+                f"{unknown} are not among the monitored features",
+                f"Monitored features: {', '.join(features)}",
             )
-    return problems

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -532,14 +533,165 @@ def _infer_task(metric: str | None, estimator: str, positive_above: float | None
     return "regression"
 
 
-class MonitorSpec(SpecModel):
-    """A dataset monitor: scoring data and predictions against the champion's training data."""
+DRIFT_METHODS = ("ks", "wasserstein", "psi", "jensen_shannon", "chi_squared")
+DriftMethod = Literal["ks", "wasserstein", "psi", "jensen_shannon", "chi_squared"]
+CHAMPION = "champion"
 
-    model: str
-    target: str | None = None
-    features: list[str] | None = None
-    threshold: float = Field(default=0.3, gt=0, le=1)
+
+class BaselineSpec(SpecModel):
+    """What a monitor compares with: the champion's training data, a dataset version or window.
+
+    ``champion`` (the default with a model) follows the champion: its training data, scored by it.
+    A ``dataset`` with ``version`` pins one version; with ``start``/``end`` (``end`` excluded) it
+    takes that time window of the dataset's latest passing version, by its timestamp column; with
+    neither, the latest passing version.
+    """
+
+    dataset: str | None = None
+    version: int | None = Field(default=None, ge=1)
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BaselineSpec:
+        if self.dataset is None and (self.version or self.start or self.end):
+            raise ValueError("'version', 'start' and 'end' need a 'dataset'")
+        if self.version is not None and (self.start or self.end):
+            raise ValueError("give either a 'version' or a window ('start'/'end'), not both")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("'end' must come after 'start' (the end is excluded)")
+        return self
+
+    @property
+    def is_champion(self) -> bool:
+        return self.dataset is None
+
+    def describe(self) -> str:
+        if self.dataset is None:
+            return "the champion's training data"
+        if self.version is not None:
+            return f"{self.dataset} v{self.version}"
+        if self.start or self.end:
+            return f"{self.dataset} from {self.start or 'its start'} to {self.end or 'its end'}"
+        return f"the latest version of {self.dataset}"
+
+
+class TargetSpec(SpecModel):
+    """What a monitor watches: a dataset, or a model's scored data with its predictions."""
+
+    dataset: str | None = None
+    predictions: str | None = Field(
+        default=None, description="A model: its scoring dataset and the predictions it made."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> TargetSpec:
+        if (self.dataset is None) == (self.predictions is None):
+            raise ValueError("give exactly one of 'dataset' or 'predictions' (a model)")
+        return self
+
+
+class DriftThresholdsSpec(SpecModel):
+    """When a feature counts as drifted.
+
+    p-value tests (ks, chi_squared) and every feature's null-rate test are judged at ``alpha``,
+    controlling the false discovery rate across features (Benjamini-Hochberg) unless ``fdr`` is
+    false; ``min_effect`` also asks their distance (KS D, total variation) to reach it. Distance
+    methods drift at their own threshold.
+    """
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    fdr: bool = True
+    min_effect: float = Field(default=0.0, ge=0, le=1)
+    wasserstein: float = Field(default=0.1, gt=0)
+    psi: float = Field(default=0.2, gt=0)
+    jensen_shannon: float = Field(default=0.1, gt=0, le=1)
+
+
+class MonitorSpec(SpecModel):
+    """A drift monitor: a target against a baseline, per run or per time window.
+
+    With a ``model`` and no ``target``, it watches the model's scoring data and predictions against
+    the champion's training data. ``frequency`` partitions it by time window of the target's
+    timestamp column, from ``start`` (to ``end``, if given), so past windows can be backfilled.
+    The monitor alarms when the share of drifted features reaches ``threshold`` in ``persist``
+    windows in a row.
+    """
+
+    model: str | None = None
+    baseline: Literal["champion"] | BaselineSpec | None = None
+    target: str | TargetSpec | None = Field(
+        default=None, description="A dataset's name, or {dataset: NAME} or {predictions: MODEL}."
+    )
+    frequency: Literal["day", "week", "month"] | None = None
+    start: date | None = None
+    end: date | None = None
+    timezone: str = "UTC"
+    features: list[str] | Literal["all"] | None = None
+    methods: dict[str, DriftMethod] = Field(default_factory=dict)
+    thresholds: DriftThresholdsSpec = Field(default_factory=DriftThresholdsSpec)
+    threshold: float = Field(
+        default=0.3, gt=0, le=1, description="Share of drifted features at which it alarms."
+    )
+    persist: int = Field(default=1, ge=1, description="Windows in a row before it alarms.")
     retrain: bool = True
+    report: bool = Field(
+        default=False, description="Also render evidently's HTML report, on a bounded sample."
+    )
+    report_rows: int = Field(default=5_000, ge=100, le=200_000)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSpec:
+        if self.model is None and self.target is None:
+            raise ValueError("a monitor needs a 'target' (a dataset), or a 'model' to watch")
+        if self.model is None and self.baseline_spec.is_champion:
+            raise ValueError(
+                "without a 'model' there is no champion: give 'baseline: {dataset: NAME, "
+                "version: N}' or a window"
+            )
+        if self.frequency is not None and self.start is None:
+            raise ValueError(
+                f"'frequency: {self.frequency}' needs 'start:', the first day of the first window"
+            )
+        if self.frequency is None and (self.start or self.end):
+            raise ValueError("'start' and 'end' bound time windows: add 'frequency'")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("'end' must come after 'start'")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}; use e.g. UTC") from None
+        return self
+
+    @property
+    def baseline_spec(self) -> BaselineSpec:
+        if isinstance(self.baseline, BaselineSpec):
+            return self.baseline
+        return BaselineSpec()
+
+    @property
+    def target_spec(self) -> TargetSpec | None:
+        """The declared target; None means the model's scored data and predictions."""
+        if isinstance(self.target, str):
+            return TargetSpec(dataset=self.target)
+        return self.target
+
+
+class AlertSpec(SpecModel):
+    """A webhook (Slack-compatible JSON) for drift, performance drops and promotions.
+
+    The URL is a secret: ``webhook`` names the environment variable that holds it, read when an
+    alert is sent. ``subjects`` limits it to some models and monitors.
+    """
+
+    webhook: SecretRef
+    events: list[Literal["drift", "performance_drop", "promotion"]] = Field(
+        default_factory=lambda: ["drift", "performance_drop", "promotion"], min_length=1
+    )
+    subjects: list[str] | None = None
     description: str = ""
 
 

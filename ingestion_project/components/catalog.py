@@ -25,7 +25,13 @@ from ingestion_project.catalog.definitions import build_definitions
 from ingestion_project.catalog.errors import CatalogError, CatalogProblem
 from ingestion_project.catalog.parse import ParsedCatalog, parse_catalog
 from ingestion_project.catalog.project import ProjectCatalog, assemble_project
-from ingestion_project.catalog.spec import DatasetSpec, ModelSpec, MonitorSpec, RegistrySpec
+from ingestion_project.catalog.spec import (
+    AlertSpec,
+    DatasetSpec,
+    ModelSpec,
+    MonitorSpec,
+    RegistrySpec,
+)
 from ingestion_project.components.scaffolder import CatalogScaffolder
 from ingestion_project.settings import ingestion_home
 
@@ -51,6 +57,10 @@ class CatalogAttributes(BaseModel):
     )
     monitors: dict[str, MonitorSpec] = Field(
         default_factory=dict, description="Drift monitors, by name."
+    )
+    alerts: dict[str, AlertSpec] = Field(
+        default_factory=dict,
+        description="Webhooks (Slack-compatible) for drift, performance drops and promotions.",
     )
 
     _raw: Any = PrivateAttr(default=None)

@@ -22,6 +22,7 @@ from ingestion_project.datasets.versions import (
 )
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.metadata import markdown_table
+from ingestion_project.monitoring.alerting import alert_performance_drop
 from ingestion_project.records import (
     ModelVersionRecord,
     WindowPerformance,
@@ -120,6 +121,17 @@ def build_performance_asset(
             context.log.info("No scored window has new labels yet.")
             return
         windows.sort(key=lambda record: record.dataset_version)
+        for record in windows:
+            alert_performance_drop(
+                context,
+                catalog,
+                name,
+                model_version=record.model_version,
+                value=(record.realized or {}).get(metric),
+                reference=record.reference,
+                kind="realized",
+                window=record.window,
+            )
         for record in windows[:-1]:
             context.log_event(
                 dg.AssetMaterialization(

@@ -102,6 +102,10 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             f"Registered {name} version {record.version} ({metric} "
             f"{record.metrics[metric]}); {record.decision}."
         )
+        if record.promoted and record.compared_with is not None:
+            from ingestion_project.monitoring.alerting import alert_promotion
+
+            alert_promotion(context, catalog, record, record.compared_with.champion_version)
         history = [
             {
                 "version": item.version,
@@ -197,6 +201,7 @@ def record_window(
     The window belongs to the model version that scored it first: a later champion re-scoring
     the same data does not replace the record.
     """
+    from ingestion_project.monitoring.alerting import alert_performance_drop
     from ingestion_project.monitoring.performance_assets import (
         estimate,
         load_window,
@@ -212,6 +217,17 @@ def record_window(
     if known is not None:
         return dict(known.estimated or {}) if known.model_version == model_record.version else {}
     figures = estimate(spec, model_record, scored)
+    reference = model_record.metrics.get(spec.metric_name)
+    alert_performance_drop(
+        context,
+        catalog,
+        model_record.model,
+        model_version=model_record.version,
+        value=figures.get(spec.metric_name),
+        reference=reference,
+        kind="estimated",
+        window=f"{dataset_record.dataset} v{dataset_record.version}",
+    )
     save_window(
         store,
         path,

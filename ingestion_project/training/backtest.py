@@ -33,11 +33,12 @@ from ingestion_project.training.significance import DELONG
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """The drift part of the policy: which columns, and the drift share that counts."""
+    """The drift part of the policy: which columns, the tests, and the drift share that counts."""
 
     features: list[str]
     categorical: list[str]
     threshold: float
+    settings: Any = None  # the engine's DriftSettings; its defaults when None
 
 
 @dataclass(frozen=True)
@@ -248,16 +249,15 @@ def _evidence(
     realized = metrics(target_values(window, spec), predicted, spec)[spec.metric_name]
     drift_share = threshold = None
     if monitor is not None:
-        from ingestion_project.monitoring.drift import compute_drift
+        from ingestion_project.drift.engine import DriftSettings, measure_drift
+        from ingestion_project.drift.summaries import summarize
 
-        result, _ = compute_drift(
-            champion.trained_on,
-            window,
-            monitor.features,
-            categorical=monitor.categorical,
-            html=False,
+        columns = monitor.features
+        summary = summarize(champion.trained_on[columns], columns, categorical=monitor.categorical)
+        report = measure_drift(
+            summary, window[columns], monitor.settings or DriftSettings(), features=columns
         )
-        drift_share, threshold = result.drift_share, monitor.threshold
+        drift_share, threshold = report.drift_share, monitor.threshold
     estimated = None
     if spec.task_name == "classification" and champion.trained is not None:
         estimated = _estimated(champion, window, predicted, spec)
@@ -337,11 +337,14 @@ def backtest_model(
     ]
     settings = None
     if monitors:
-        features = catalog.monitor_features(monitors[0])
+        from ingestion_project.monitoring.measure import engine_settings
+
+        features = catalog.monitor_features(monitors[0]) or list(spec.features)
         settings = MonitorSettings(
             features=features,
             categorical=[column for column in features if column in spec.categorical],
             threshold=catalog.monitors[monitors[0]].threshold,
+            settings=engine_settings(catalog.monitors[monitors[0]]),
         )
     policy = spec.retrain or (RetrainPolicySpec(when=["drift"]) if monitors else None)
     return backtest(

@@ -23,6 +23,8 @@ class Evidence:
 
     drift_share: float | None = None
     drift_threshold: float | None = None
+    # The monitor's own verdict (share at threshold, persisted over its windows), when it gave one.
+    drift_alarm: bool | None = None
     realized: float | None = None
     estimated: float | None = None
     reference: float | None = None
@@ -51,12 +53,17 @@ def decide(policy: RetrainPolicySpec, metric: str, evidence: Evidence) -> Policy
     if "drift" in policy.when and evidence.drift_share is not None:
         threshold = evidence.drift_threshold if evidence.drift_threshold is not None else 0.5
         text = f"drift share {evidence.drift_share:.2f} (threshold {threshold:.2f})"
-        (fired if evidence.drift_share >= threshold else quiet).append(text)
-        if evidence.drift_share >= threshold:
+        alarm = evidence.drift_share >= threshold
+        if evidence.drift_alarm is not None:
+            if alarm and not evidence.drift_alarm:
+                text += ", not yet persistent"
+            alarm = evidence.drift_alarm
+        (fired if alarm else quiet).append(text)
+        if alarm:
             short.append(f"drift {evidence.drift_share:.2f}")
     if "performance_drop" in policy.when and evidence.reference is not None:
         for kind, value in _performance(policy, evidence):
-            drop = _drop(metric, evidence.reference, value)
+            drop = metric_drop(metric, evidence.reference, value)
             text = (
                 f"{kind} {metric} {value:.4f} against {evidence.reference:.4f} at promotion "
                 f"(drop {drop:+.4f}, tolerance {policy.tolerance:.4f})"
@@ -82,6 +89,6 @@ def _performance(policy: RetrainPolicySpec, evidence: Evidence) -> list[tuple[st
     return known
 
 
-def _drop(metric: str, reference: float, value: float) -> float:
+def metric_drop(metric: str, reference: float, value: float) -> float:
     """How much worse ``value`` is than ``reference``, in the metric's units (positive = worse)."""
     return reference - value if HIGHER_IS_BETTER[metric] else value - reference

@@ -19,6 +19,7 @@ from ingestion_project.catalog.spec import ModelSpec, RetrainPolicySpec
 from ingestion_project.training.policy import Evidence, decide
 
 DRIFT_SHARE = "drift_share"
+DRIFT_ALARM = "drift_alarm"
 THRESHOLD = "threshold"
 EVIDENCE_KEY = "evidence_key"
 
@@ -103,9 +104,11 @@ def build_retrain_sensor(
 def _evidence(kind: str, metadata: dict[str, Any], metric: str) -> Evidence:
     reference = metadata.get(f"reference_{metric}")
     if kind == "drift":
+        alarm = metadata.get(DRIFT_ALARM)
         return Evidence(
             drift_share=_number(metadata.get(DRIFT_SHARE)),
             drift_threshold=_number(metadata.get(THRESHOLD)),
+            drift_alarm=alarm if isinstance(alarm, bool) else None,
         )
     if kind == "estimated":
         return Evidence(

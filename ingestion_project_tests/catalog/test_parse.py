@@ -203,9 +203,11 @@ def test_undeclared_datastore_lists_declared_ones(mutate: Mutation, where: str) 
             ("'demand_v2' is not a declared model", "Declared models: demand"),
         ),
         (
-            lambda raw: raw["monitors"]["demand_drift"].update(features=["temp", "wind"]),
-            "monitors.demand_drift.features",
-            ("['wind'] are not features of model 'demand'", "Pick from: hr, temp, hum"),
+            lambda raw: raw["monitors"]["demand_drift"].update(
+                features=["temp", "hum"], methods={"wind": "psi"}
+            ),
+            "monitors.demand_drift.methods",
+            ("['wind'] are not among the monitored features", "Monitored features: temp, hum"),
         ),
         (
             lambda raw: raw["models"]["demand"].pop("scoring"),
@@ -213,16 +215,16 @@ def test_undeclared_datastore_lists_declared_ones(mutate: Mutation, where: str) 
             ("model 'demand' has no 'scoring:' section", "add models.demand.scoring"),
         ),
         (
-            lambda raw: raw["monitors"]["demand_drift"].update(target="trips"),
+            lambda raw: raw["monitors"]["demand_drift"].update(target="trips_nwe"),
             "monitors.demand_drift.target",
-            ("'trips' is not the dataset model 'demand' scores", "Leave 'target' out"),
+            ("'trips_nwe' is not a declared dataset", "did you mean 'trips_new'?"),
         ),
     ],
     ids=[
         "train_on",
         "scoring.dataset",
         "monitor.model",
-        "monitor.features",
+        "monitor.methods",
         "monitor.no_scoring",
         "monitor.target",
     ],
