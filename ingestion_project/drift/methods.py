@@ -55,9 +55,9 @@ def wasserstein(
     """Wasserstein-1 distance, the integral of ``|F_baseline - F_target|``.
 
     Exact outside the baseline's range and wherever the two ECDFs do not cross inside a gap
-    between consecutive baseline values (the gap's integral follows from the count and the
-    sum of the target values in it); where they cross, the target is taken as spread evenly
-    across the gap.
+    between consecutive baseline values: the gap's integral follows from the count and the sum
+    of the target values in it. Where they cross it is exact for a single target value in the
+    gap; several are taken as evenly spaced around their mean.
     """
     total = cells.sum()
     gaps = cells[0::2].astype(np.float64)
@@ -65,17 +65,43 @@ def wasserstein(
     upper_tail = (gap_sums[-1] - gaps[-1] * values[-1]) / total
     if len(values) < 2:
         return float(lower_tail + upper_tail)
+    inside, sums = gaps[1:-1], gap_sums[1:-1]
     at_values = np.cumsum(cells)[1::2] / total  # target ECDF at each baseline value
-    width = np.diff(values)
     start = at_values[:-1] - cdf[:-1]  # F_target - F_baseline at the left end of each gap
-    end = start + gaps[1:-1] / total  # ... and just before its right end
-    signed = start * width + (gaps[1:-1] * values[1:] - gap_sums[1:-1]) / total
+    signed = start * np.diff(values) + (inside * values[1:] - sums) / total
     area = np.abs(signed)
-    crossing = (start < 0) & (end > 0)
+    crossing = (start < 0) & (start + inside / total > 0)
     if crossing.any():
-        low, high, span = start[crossing], end[crossing], width[crossing]
-        area[crossing] = span * (low * low + high * high) / (2 * (high - low))
+        area[crossing] = signed[crossing] + 2 * _below_zero(
+            start[crossing],
+            inside[crossing],
+            sums[crossing] / inside[crossing],
+            values[:-1][crossing],
+            values[1:][crossing],
+            total,
+        )
     return float(lower_tail + upper_tail + area.sum())
+
+
+def _below_zero(
+    start: np.ndarray,
+    count: np.ndarray,
+    mean: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    total: int,
+) -> np.ndarray:
+    """The area where ``F_target < F_baseline`` in gaps where the two cross.
+
+    The difference starts at ``start`` < 0 and rises by ``1 / total`` at each of the ``count``
+    target values; it turns non-negative at the j-th, placed evenly around the known mean.
+    """
+    steps = np.ceil(-start * total - 1e-9)  # j
+    spacing = np.where(
+        count > 1, 2 * np.minimum(mean - left, right - mean) / np.maximum(count - 1, 1), 0.0
+    )
+    crossed_at = mean + (steps - (count + 1) / 2) * spacing
+    return -start * (crossed_at - left) - spacing * steps * (steps - 1) / (2 * total)
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray, cells: np.ndarray) -> np.ndarray:
