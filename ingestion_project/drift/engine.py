@@ -451,7 +451,10 @@ def _judge(
     p_values = np.array([p for p, _ in family])
     if settings.fdr:
         rejected, adjusted = benjamini_hochberg(p_values, settings.alpha)
-        cutoff = float(p_values[rejected].max()) if rejected.any() else -math.inf
+        # BH's line at the last rejection: the family's p-values at or below it are rejected,
+        # and a part (distribution or nulls) of a feature is significant on the same terms.
+        tested = np.count_nonzero(~np.isnan(p_values))
+        cutoff = float(settings.alpha * np.count_nonzero(rejected) / tested) if tested else 0.0
     else:
         adjusted = p_values
         cutoff = settings.alpha
@@ -460,7 +463,7 @@ def _judge(
     for item, (p_value, factor), adjusted_p in zip(measured, family, adjusted, strict=True):
 
         def significant(part: float | None, factor: int = factor) -> bool:
-            return part is not None and min(1.0, factor * part) <= cutoff
+            return part is not None and 0 < cutoff and min(1.0, factor * part) <= cutoff
 
         null_drift = (
             significant(item.quality.null_p_value) and item.null_change >= settings.min_effect
