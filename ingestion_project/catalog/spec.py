@@ -538,6 +538,17 @@ DriftMethod = Literal["ks", "wasserstein", "psi", "jensen_shannon", "chi_squared
 CHAMPION = "champion"
 
 
+def _also_allow(alternative: dict[str, Any]) -> Any:
+    """A JSON-schema hook: the field also accepts ``alternative`` (a shorthand in YAML)."""
+
+    def extend(schema: dict[str, Any]) -> None:
+        options = schema.get("anyOf")
+        if isinstance(options, list):
+            options.append(alternative)
+
+    return extend
+
+
 class BaselineSpec(SpecModel):
     """What a monitor compares with: the champion's training data, a dataset version or window.
 
@@ -619,9 +630,15 @@ class MonitorSpec(SpecModel):
     """
 
     model: str | None = None
-    baseline: Literal["champion"] | BaselineSpec | None = None
-    target: str | TargetSpec | None = Field(
-        default=None, description="A dataset's name, or {dataset: NAME} or {predictions: MODEL}."
+    baseline: BaselineSpec | None = Field(
+        default=None,
+        description="'champion', or {dataset: NAME, version: N}, or {dataset, start, end}.",
+        json_schema_extra=_also_allow({"const": CHAMPION, "type": "string"}),
+    )
+    target: TargetSpec | None = Field(
+        default=None,
+        description="A dataset's name, or {dataset: NAME} or {predictions: MODEL}.",
+        json_schema_extra=_also_allow({"type": "string"}),
     )
     frequency: Literal["day", "week", "month"] | None = None
     start: date | None = None
@@ -640,6 +657,22 @@ class MonitorSpec(SpecModel):
     )
     report_rows: int = Field(default=5_000, ge=100, le=200_000)
     description: str = ""
+
+    @field_validator("baseline", mode="before")
+    @classmethod
+    def _champion(cls, value: Any) -> Any:
+        if value == CHAMPION:
+            return None
+        if isinstance(value, str):
+            raise ValueError(
+                f"write 'champion' or {{dataset: NAME, version: N}} (or start/end), not {value!r}"
+            )
+        return value
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _dataset_name(cls, value: Any) -> Any:
+        return {"dataset": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorSpec:
@@ -668,15 +701,11 @@ class MonitorSpec(SpecModel):
 
     @property
     def baseline_spec(self) -> BaselineSpec:
-        if isinstance(self.baseline, BaselineSpec):
-            return self.baseline
-        return BaselineSpec()
+        return self.baseline or BaselineSpec()
 
     @property
     def target_spec(self) -> TargetSpec | None:
         """The declared target; None means the model's scored data and predictions."""
-        if isinstance(self.target, str):
-            return TargetSpec(dataset=self.target)
         return self.target
 
 

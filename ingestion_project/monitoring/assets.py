@@ -7,8 +7,6 @@ of windows (a backfill from the UI or `dg launch --partition-range`) runs in one
 reads the baseline summary once and the target once.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from ingestion_project.datasets.versions import (
     stores_from_resources,
 )
 from ingestion_project.datastores.base import FileDatastore
-from ingestion_project.drift.summaries import BaselineSummary
+from ingestion_project.drift.summaries import CATEGORICAL, BaselineSummary
 from ingestion_project.monitoring.alerting import alert_drift
 from ingestion_project.monitoring.drift_metadata import window_metadata, windows_table
 from ingestion_project.monitoring.history import (
@@ -88,7 +86,7 @@ class MonitorPlan:
     outputs: list[str]
 
     @classmethod
-    def of(cls, catalog: ProjectCatalog, name: str) -> MonitorPlan:
+    def of(cls, catalog: ProjectCatalog, name: str) -> "MonitorPlan":
         monitor = catalog.monitors[name]
         model = catalog.monitor_model(name)
         owner = monitor.model or model
@@ -342,7 +340,7 @@ def _latest_asset(plan: MonitorPlan, code_version: str) -> dg.AssetsDefinition:
         if run.champion is not None:
             extra["model_version"] = run.champion.version
         if spec.report:
-            extra["report_path"] = _html_report(run, baseline, target, inputs, window)
+            extra["report_path"] = _html_report(run, baseline, target, summary, inputs, window)
         _log(context, record)
         if record.alarm:
             alert_drift(context, plan.catalog, plan.name, record)
@@ -460,13 +458,15 @@ def _rows_by_window(
     windows: Sequence[tuple[datetime, datetime]],
 ) -> list[pd.DataFrame]:
     """The range's rows read once, then cut into its windows (in order)."""
-    wanted = [*dict.fromkeys([*columns, timestamp])]
+    if timestamp is None:
+        raise MonitorDataError("time windows need the target's timestamp_column; declare it.")
+    wanted = list(dict.fromkeys([*columns, timestamp]))
     parts = [frame[[c for c in wanted if c in frame.columns]] for frame in source.frames()]
     if not parts:
-        return [pd.DataFrame(columns=wanted) for _ in windows]
+        return [pd.DataFrame({column: [] for column in wanted}) for _ in windows]
     rows = pd.concat(parts, ignore_index=True)
     zone = windows[0][0].tzinfo
-    stamps = pd.to_datetime(rows[timestamp], errors="coerce")
+    stamps = pd.Series(pd.to_datetime(rows[timestamp], errors="coerce"), index=rows.index)
     if stamps.dt.tz is None:
         stamps = stamps.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     else:
@@ -499,7 +499,12 @@ def _window_target(
 
 
 def _html_report(
-    run: _Run, baseline: RowSource, target: RowSource, inputs: list[str], window: str
+    run: _Run,
+    baseline: RowSource,
+    target: RowSource,
+    summary: BaselineSummary,
+    inputs: list[str],
+    window: str,
 ) -> str:
     """Evidently's HTML report on a bounded sample of each side, kept beside the result."""
     from ingestion_project.monitoring.drift import compute_drift
@@ -516,7 +521,7 @@ def _html_report(
             if taken >= rows:
                 break
         sides.append(pd.concat(frames, ignore_index=True))
-    categorical = [c for c in run.plan.categorical if c in columns]
+    categorical = [c for c in columns if summary.kind(c) == CATEGORICAL]
     _, html = compute_drift(sides[0], sides[1], columns, categorical=categorical)
     path = path_of(run.prefix, run.plan.name, window, "html")
     run.registry_store.write_bytes(path, html.encode())

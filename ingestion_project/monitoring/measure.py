@@ -82,7 +82,7 @@ def baseline_summary(
         raise MonitorDataError(
             f"the baseline ({source.label}) has no rows. Check its dataset version and window."
         )
-    _require_columns(first.columns, columns, f"the baseline ({source.label})")
+    _require_columns(list(first.columns), columns, f"the baseline ({source.label})")
     summary = summarize(
         (frame[list(columns)] for frame in itertools.chain([first], frames)),
         columns,
@@ -110,7 +110,7 @@ def measure_window(
     first = next(frames, None)
     if first is None:
         return None
-    _require_columns(first.columns, columns, f"the target ({target.label})")
+    _require_columns(list(first.columns), columns, f"the target ({target.label})")
     chained = (frame[columns] for frame in itertools.chain([first], frames))
     report = measure_drift(summary, chained, settings, features=columns)
     measured_inputs = tuple(feature for feature in report.features if feature.feature in inputs)

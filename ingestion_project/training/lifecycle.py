@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ingestion_project.catalog.spec import ModelSpec
@@ -79,7 +80,7 @@ def challenge(
 
         labelled = window_labels.notna() & challenger_predictions[PROBABILITY].notna()
         calibrator = fit_calibrator(
-            window_labels[labelled].to_numpy(dtype=float),
+            np.asarray(window_labels[labelled], dtype=float),
             challenger_predictions.loc[labelled, PROBABILITY].to_numpy(dtype=float),
         )
     comparison: ChampionComparison | None = None

@@ -36,7 +36,7 @@ def test_a_model_monitor_watches_its_scored_data_against_the_champion() -> None:
     assert spec.baseline_spec.is_champion
     assert catalog.monitor_target("watch") == "trips_new"
     assert catalog.monitor_model("watch") == "demand"
-    assert catalog.monitor_features("watch") == ["hr", "temp", "hum"]
+    assert catalog.monitor_features("watch") == catalog.models["demand"].features
 
 
 def test_a_monitor_without_a_model_compares_a_dataset_with_a_pinned_version() -> None:
@@ -74,9 +74,7 @@ def test_a_windowed_monitor_with_a_time_window_baseline() -> None:
 
 
 def test_predictions_of_a_model_as_the_target() -> None:
-    catalog = loaded(
-        target={"predictions": "demand"}, model="demand", frequency="day", start="2011-01-01"
-    )
+    catalog = loaded(target={"predictions": "demand"}, model="demand")
 
     assert catalog.monitor_model("watch") == "demand"
     assert catalog.monitor_target("watch") == "trips_new"

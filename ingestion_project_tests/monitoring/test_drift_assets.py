@@ -174,9 +174,7 @@ def backfill(
 ) -> dg.ExecuteInProcessResult:
     """One run over a range of windows, as a single-run backfill from the UI or the CLI."""
     job = defs.resolve_job_def(monitor_job_name("daily"))
-    return job.execute_in_process(
-        instance=instance, tags={RANGE_START: first, RANGE_END: last}
-    )
+    return job.execute_in_process(instance=instance, tags={RANGE_START: first, RANGE_END: last})
 
 
 def partition_events(instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
@@ -302,7 +300,9 @@ def test_a_model_monitor_reports_prediction_drift(store: Path) -> None:
     defs = catalog_definitions(catalog)
     instance = dg.DagsterInstance.ephemeral()
 
-    done = run(defs, instance, "history", "demand", "incoming", "demand_predictions", "demand_drift")
+    done = run(
+        defs, instance, "history", "demand", "incoming", "demand_predictions", "demand_drift"
+    )
 
     meta = done["demand_drift"]
     rows = {row.data["feature"] for row in meta["features"].records}
