@@ -28,6 +28,7 @@ EXPECTED_ASSETS = {
     "busy_hours_predictions",
     "busy_hours_drift",
     "busy_hours_performance",
+    "weather_daily",
 }
 EXPECTED_CHECKS = {
     ("bikeshare_history", "columns"),
@@ -35,13 +36,18 @@ EXPECTED_CHECKS = {
     ("bikeshare_history", "between"),
     ("bikeshare_scoring", "not_null"),
 }
-EXPECTED_JOBS = {"refresh_bikeshare_history", "retrain_bikeshare_demand", "retrain_busy_hours"}
+EXPECTED_JOBS = {
+    "refresh_bikeshare_history",
+    "retrain_bikeshare_demand",
+    "retrain_busy_hours",
+    "monitor_weather_daily",
+}
 EXPECTED_SENSORS = {
     "catalog__data_change_every_30s",
     "bikeshare_demand_retrain_sensor",
     "busy_hours_retrain_sensor",
 }
-EXPECTED_SCHEDULES = {"bikeshare_history_schedule"}
+EXPECTED_SCHEDULES = {"bikeshare_history_schedule", "weather_daily_schedule"}
 
 
 def load_code_location() -> dg.Definitions:

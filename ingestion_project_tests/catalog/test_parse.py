@@ -760,7 +760,7 @@ def test_project_catalog_loads() -> None:
 
     assert sorted(spec.datasets) == ["bikeshare_history", "bikeshare_scoring"]
     assert sorted(spec.models) == ["bikeshare_demand", "busy_hours"]
-    assert sorted(spec.monitors) == ["bikeshare_drift", "busy_hours_drift"]
+    assert sorted(spec.monitors) == ["bikeshare_drift", "busy_hours_drift", "weather_daily"]
     assert spec.models["busy_hours"].task_name == "classification"
     assert isinstance(spec.datasets["bikeshare_scoring"].trigger, DataChangeTrigger)
 

@@ -24,7 +24,7 @@ def test_demo_runs_the_loop_and_says_what_happened(
     assert result.exit_code == 0, out
 
     # Progress: one numbered line per step, then the summary.
-    assert [int(n) for n in re.findall(r"^\[(\d)/8\]", out, flags=re.M)] == list(range(1, 9))
+    assert [int(n) for n in re.findall(r"^\[(\d)/9\]", out, flags=re.M)] == list(range(1, 10))
     assert "bikeshare_history version 1: 4 files, 2,786 rows" in out
     assert "Summary" in out
 
@@ -66,6 +66,14 @@ def test_demo_runs_the_loop_and_says_what_happened(
     assert re.search(r"busy_hours v\d+: AUC .* DeLong p", out)
     classifier = models.versions.all("busy_hours")
     assert classifier[0].task == "classification" and classifier[0].calibration
+
+    # The daily monitor's backfill: one run measured every day of the history against January.
+    backfill = re.search(r"(\d+) daily windows measured in [\d.]+ s; (\d+) raised an alarm", out)
+    assert backfill, out
+    assert int(backfill.group(1)) >= 120  # January to at least May, one window a day
+    daily = instance.get_runs(filters=dg.RunsFilter(job_name="monitor_weather_daily"))
+    assert len(daily) == 1
+    assert "Mean drift magnitude by month: Jan " in out
 
     # The backtest: the policy is compared with never and always retraining in the same run,
     # and on this data it does not do worse than never retraining.
