@@ -432,10 +432,14 @@ def _family_p_value(item: _Measured) -> tuple[float, int]:
     """The feature's p-value in the BH family, and the Bonferroni factor of its parts.
 
     A p-value method tests the distribution and the missing rate: the smaller p-value, doubled
-    (Bonferroni over the two). A distance method brings the missing-rate test alone.
+    (Bonferroni over the two). A distance method brings the missing-rate test alone. Where
+    neither side has a missing value (or both have nothing else) the missing-rate test cannot
+    reject, so it is left out rather than halving the distribution test's level.
     """
-    null_p = item.quality.null_p_value
-    null_p = math.nan if null_p is None else null_p
+    quality = item.quality
+    null_p = quality.null_p_value
+    constant = {quality.baseline_null_rate, quality.target_null_rate} in ({0.0}, {1.0})
+    null_p = math.nan if null_p is None or constant else null_p
     if item.p_distribution is None:
         return null_p, 1
     parts = [p for p in (item.p_distribution, null_p) if not math.isnan(p)]

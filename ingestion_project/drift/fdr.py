@@ -18,7 +18,9 @@ def benjamini_hochberg(p_values: np.ndarray, alpha: float) -> tuple[np.ndarray, 
         order = tested[np.argsort(p[tested], kind="stable")]
         scaled = p[order] * size / np.arange(1, size + 1)
         # Each adjusted value is the smallest scaled one at its rank or above (step-up).
-        adjusted[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+        stepped = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+        # Never below the raw p-value, which rounding of p * size / rank could otherwise give.
+        adjusted[order] = np.maximum(stepped, p[order])
     rejected = np.zeros(p.shape, dtype=bool)
     rejected[tested] = adjusted[tested] <= alpha
     return rejected, adjusted
