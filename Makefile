@@ -58,6 +58,8 @@ bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/register_many_files.py --azurite
 	$(VENV)/bin/python benchmarks/load_tabular.py --mltable-python .venv-bench/bin/python
 	$(VENV)/bin/python benchmarks/load_catalog.py
+	$(VENV)/bin/python benchmarks/drift_engine.py
+	$(VENV)/bin/python benchmarks/drift_backfill.py
 
 clean:
 	rm -rf $(VENV) .venv-bench $(TOOLS) .ingestion

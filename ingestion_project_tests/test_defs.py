@@ -164,6 +164,33 @@ def test_cli_materializes_a_dataset(home: Path) -> None:
     assert event.asset_materialization.metadata["version"].value == 1
 
 
+def test_cli_backfills_a_range_of_monitor_windows_in_one_run(home: Path) -> None:
+    # As the README says: `dg launch --assets MONITOR --partition-range START...END`.
+    assert run_cli("dg", "launch", "--assets", "bikeshare_history", home=home).returncode == 0
+    result = run_cli(
+        "dg",
+        "launch",
+        "--assets",
+        "weather_daily",
+        "--partition-range",
+        "2011-03-01...2011-03-31",
+        home=home,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    records = instance.fetch_materializations(dg.AssetKey("weather_daily"), limit=100).records
+    assert sorted(record.partition_key or "" for record in records) == [
+        f"2011-03-{day:02d}" for day in range(1, 32)
+    ]
+    assert len({record.run_id for record in records}) == 1
+    meta = records[0].asset_materialization
+    assert meta is not None and {"drift_share", "drift_magnitude"} <= set(meta.metadata)
+    # A window record and the full result per day, kept beside the monitor.
+    windows = home / "datastores" / "workspace_default" / "_registry" / "monitors" / "weather_daily"
+    assert len(list((windows / "windows").glob("2011-03-??.json"))) == 31
+    assert len(list((windows / "windows").glob("2011-03-??.report.json"))) == 31
+
+
 def test_dot_env_is_git_ignored() -> None:
     # Secrets go in .env (read by dg, dagster and ingestion); it must never be committed.
     if not (PROJECT_ROOT / ".git").exists():
