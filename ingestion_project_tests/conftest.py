@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ingestion_project.demo.loop import DEMO_DATA, HISTORY, INCOMING, demo_definitions
+from ingestion_project_tests.alerts.receiver import WebhookReceiver
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CATALOG = PROJECT_ROOT / "ingestion_project" / "defs" / "catalog" / "defs.yaml"
@@ -43,3 +45,23 @@ def instance() -> dg.DagsterInstance:
 
 
 from ingestion_project_tests.azurite import azurite  # noqa: E402, F401  (fixture, shared)
+
+_PROXY_VARIABLES = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+)
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """A local webhook; proxy variables unset so 127.0.0.1 is reached directly."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    server = WebhookReceiver()
+    server.start()
+    yield server
+    server.stop()

@@ -102,10 +102,11 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
             f"Registered {name} version {record.version} ({metric} "
             f"{record.metrics[metric]}); {record.decision}."
         )
-        if record.promoted and record.compared_with is not None:
+        if record.promoted:
             from ingestion_project.monitoring.alerting import alert_promotion
 
-            alert_promotion(context, catalog, record, record.compared_with.champion_version)
+            previous = record.compared_with.champion_version if record.compared_with else None
+            alert_promotion(context, catalog, record, previous)
         history = [
             {
                 "version": item.version,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,16 +230,6 @@ def test_persistence_reads_windows_of_earlier_runs(store: Path) -> None:
     events = partition_events(instance)
     assert events["2011-07-10"]["drift_detected"] and not events["2011-07-10"]["drift_alarm"]
     assert events["2011-07-11"]["drift_detected"] and events["2011-07-11"]["drift_alarm"]
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_an_alarm_is_posted_to_the_declared_webhook(
