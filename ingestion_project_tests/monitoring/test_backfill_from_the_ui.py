@@ -1,0 +1,142 @@
+"""A backfill of monitor windows launched as the web UI launches it, run by `dg dev`'s daemon.
+
+The UI's "Materialize" on a partitioned asset sends GraphQL's `launchPartitionBackfill`; the
+daemon then runs it. With the monitor's single-run backfill policy, a month of daily windows is
+one run, and each window is a partition with the figures the UI plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from ingestion_project.demo.loop import HISTORY
+from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
+from ingestion_project_tests.triggers.test_sensor_under_daemon import (
+    executable,
+    stop_process_group,
+)
+
+MONITOR = "weather_daily"
+GIVE_UP_SECONDS = 240
+LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status runs(limit: 10) { runId status } }
+  }
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        json.dumps({"query": query, "variables": variables or {}}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def wait_until(condition: Any, what: str, log: Path) -> Any:
+    give_up = time.monotonic() + GIVE_UP_SECONDS
+    while time.monotonic() < give_up:
+        try:
+            value = condition()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"{what} within {GIVE_UP_SECONDS} s:\n{log.read_text()[-5000:]}")
+
+
+@pytest.mark.slow
+def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
+    dagster_home, home = tmp_path / "dagster", tmp_path / "ingestion"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for month in (1, 2, 3, 4):
+        place_month(home, HISTORY, month)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "INGESTION_HOME": str(home),
+        "VIRTUAL_ENV": str(Path(executable(["python"])[0]).parent.parent),
+    }
+    launched = subprocess.run(
+        executable(["dg", "launch", "--assets", "bikeshare_history"]),
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+
+    port, log = free_port(), tmp_path / "dg-dev.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            executable(["dg", "dev", "--port", str(port)]),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda: graphql(port, "{ version }"), "the web server answered", log)
+            days = [f"2011-04-{day:02d}" for day in range(1, 31)]
+            params = {
+                "assetSelection": [{"path": [MONITOR]}],
+                "partitionNames": days,
+                "fromFailure": False,
+            }
+            answer = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+            assert answer["__typename"] == "LaunchBackfillSuccess", answer
+            backfill = answer["backfillId"]
+
+            def finished() -> dict[str, Any] | None:
+                state = graphql(port, STATUS, {"id": backfill})["partitionBackfillOrError"]
+                return state if state["status"].startswith("COMPLETED") else None
+
+            state = wait_until(finished, "the daemon finished the backfill", log)
+        finally:
+            stop_process_group(server)
+
+    assert state["status"] == "COMPLETED_SUCCESS", state
+    assert [run["status"] for run in state["runs"]] == ["SUCCESS"]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.fetch_materializations(dg.AssetKey(MONITOR), limit=100).records
+        assert sorted(record.partition_key or "" for record in records) == days
+        assert {record.run_id for record in records} == {state["runs"][0]["runId"]}
+        for record in records:
+            event = record.asset_materialization
+            assert event is not None
+            assert {"drift_share", "drift_magnitude", "drift_alarm"} <= set(event.metadata)
