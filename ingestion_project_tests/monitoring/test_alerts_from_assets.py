@@ -100,3 +100,22 @@ def test_a_realized_drop_is_posted_and_a_good_month_is_not(
     text = receiver.received[0].json()["text"]
     assert text.startswith(f"Performance drop on {MODEL} v1: realized AUC"), text
     assert "window: bikeshare_scoring v2" in text  # June's scoring version
+
+
+def test_an_estimated_drop_is_posted_before_labels_arrive(
+    store: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAM_WEBHOOK_URL", receiver.url())
+    defs = catalog_definitions(demo_catalog_with_alerts(["performance_drop"]))
+    instance = dg.DagsterInstance.ephemeral()
+    run(defs, instance, "bikeshare_history", MODEL)
+    # Only the quiet hours of May arrive: the calibrated probabilities are all small and close,
+    # so the AUC they let one expect is far below the model's on a whole month.
+    (store / INCOMING).mkdir(parents=True)
+    may = pd.read_csv(DEMO_DATA / "2011-05.csv")
+    may[may["hr"].between(0, 5)].to_csv(store / INCOMING / "2011-05.csv", index=False)
+    run(defs, instance, "bikeshare_scoring", f"{MODEL}_predictions")
+
+    assert len(receiver.received) == 1
+    text = receiver.received[0].json()["text"]
+    assert text.startswith(f"Performance drop on {MODEL} v1: estimated AUC"), text
