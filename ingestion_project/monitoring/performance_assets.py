@@ -153,12 +153,14 @@ def build_performance_asset(
         truth: pd.DataFrame,
         labels_version: int,
     ) -> WindowPerformance | None:
-        scored = read_predictions(predictions_store, path)
         model_version, dataset, dataset_version = _window_of(path)
         record_path = window_path(prefix, name, dataset, dataset_version)
         known = load_window(registry_store, record_path)
         if known is not None and known.model_version != model_version:
             return None  # a later champion re-scored it; the window belongs to the first scorer
+        if known is not None and known.realized and known.labelled_rows >= known.rows:
+            return None  # every row already labelled: nothing new can come of reading it again
+        scored = read_predictions(predictions_store, path)
         columns = [column for column in (PREDICTION, PROBABILITY) if column in scored.columns]
         keyed = _comparable_keys(pd.DataFrame(scored[[*labels.key, *columns]]), truth, labels.key)
         joined = keyed.merge(truth, on=labels.key, how="inner")
