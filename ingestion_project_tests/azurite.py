@@ -1,4 +1,4 @@
-"""Azurite, the Azure Storage emulator from npm, started by the tests themselves (Blob only)."""
+"""Azurite, the Azure Storage emulator from npm, started by the tests themselves (Blob, Queue)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BLOB = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_QUEUE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-queue"
 # Azurite's published development account: a well-known value, not a secret.
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = (
@@ -57,29 +58,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_until_listening(
+    host: str, port: int, process: subprocess.Popen[bytes], service: str = "blob"
+) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"azurite-blob exited early with code {process.returncode}")
+            raise RuntimeError(f"azurite-{service} exited early with code {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"azurite-blob did not listen on {host}:{port} within {STARTUP_SECONDS}s")
+    raise RuntimeError(
+        f"azurite-{service} did not listen on {host}:{port} within {STARTUP_SECONDS}s"
+    )
 
 
 @contextlib.contextmanager
-def running_azurite(location: Path) -> Iterator[Azurite]:
-    """Start azurite-blob on a free port with ``location`` for its data; stop it on exit."""
+def running_azurite(location: Path, service: str = "blob") -> Iterator[Azurite]:
+    """Start Azurite's ``service`` (blob, queue) on a free port with ``location`` for its data."""
     host, port = "127.0.0.1", free_port()
+    program = AZURITE_QUEUE if service == "queue" else AZURITE_BLOB
     process = subprocess.Popen(
         [
-            str(AZURITE_BLOB),
-            "--blobHost",
+            str(program),
+            f"--{service}Host",
             host,
-            "--blobPort",
+            f"--{service}Port",
             str(port),
             "--location",
             str(location),
@@ -92,7 +98,7 @@ def running_azurite(location: Path) -> Iterator[Azurite]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until_listening(host, port, process)
+        wait_until_listening(host, port, process, service)
         yield Azurite(host, port)
     finally:
         process.terminate()
@@ -111,4 +117,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             pytest.fail(f"{reason}; CI must run the Azure Blob tests.", pytrace=False)
         pytest.skip(reason)
     with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def azurite_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's queue service, where tests write storage events as Event Grid delivers them."""
+    if not AZURITE_QUEUE.exists() or shutil.which("node") is None:
+        reason = "Azurite is not installed (run `npm ci` in the repository root, or `make test`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must run the Azure Queue tests.", pytrace=False)
+        pytest.skip(reason)
+    with running_azurite(tmp_path_factory.mktemp("azurite-queue"), "queue") as service:
         yield service

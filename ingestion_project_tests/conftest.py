@@ -44,7 +44,7 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-from ingestion_project_tests.azurite import azurite  # noqa: E402, F401  (fixture, shared)
+from ingestion_project_tests.azurite import azurite, azurite_queue  # noqa: E402, F401  (fixtures)
 
 _PROXY_VARIABLES = (
     "http_proxy",

@@ -46,6 +46,8 @@ FILE_DATASTORE_KINDS = frozenset(
     kind for kind, store_type in DATASTORE_KINDS.items() if issubclass(store_type, FileDatastore)
 )
 SQL_DATASTORE_KINDS = frozenset(DATASTORE_KINDS) - FILE_DATASTORE_KINDS
+# Event Grid reports Blob Created/Deleted for Blob Storage and Data Lake Gen2 accounts only.
+STORAGE_EVENT_KINDS = frozenset({"azure_blob", "adls_gen2"})
 
 
 class EntryModel(BaseModel):

@@ -15,7 +15,7 @@ from ingestion_project.catalog.code_versions import (
     predictions_code_version,
 )
 from ingestion_project.catalog.project import ProjectCatalog
-from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger
+from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger, StorageEventsTrigger
 from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.monitoring.assets import build_drift_asset, monitor_partitions
 from ingestion_project.monitoring.performance_assets import (
@@ -34,6 +34,10 @@ from ingestion_project.triggers.drift_retrain import (
     retrain_schedule_name,
 )
 from ingestion_project.triggers.schedules import build_dataset_schedule
+from ingestion_project.triggers.storage_events import (
+    EventWatchedDataset,
+    build_storage_event_sensors,
+)
 
 
 def refresh_job_name(dataset: str) -> str:
@@ -82,12 +86,14 @@ def build_definitions(
     # asset graph, so a job per dataset made loading quadratic in the number of datasets. A
     # schedule needs a job; its dataset gets one, named for people.
     jobs, sensors, schedules = [], [], []
-    watched = []
+    watched, by_events = [], []
     for name in own("datasets"):
         dataset = catalog.datasets[name]
         selection = refresh_selection(catalog, name)
         if isinstance(dataset.trigger, DataChangeTrigger):
             watched.append(WatchedDataset(name, dataset, tuple(selection)))
+        elif isinstance(dataset.trigger, StorageEventsTrigger):
+            by_events.append(EventWatchedDataset(name, dataset, tuple(selection)))
         elif isinstance(dataset.trigger, CronTrigger):
             job = dg.define_asset_job(
                 refresh_job_name(name),
@@ -99,6 +105,8 @@ def build_definitions(
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     if watched:
         sensors.extend(build_data_change_sensors(op_prefix, watched))
+    if by_events:
+        sensors.extend(build_storage_event_sensors(op_prefix, by_events))
     for name in own("monitors"):
         if catalog.monitors[name].frequency is None:
             continue

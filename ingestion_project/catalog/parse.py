@@ -31,6 +31,7 @@ from ingestion_project.catalog.spec import (
     ModelSpec,
     MonitorSpec,
     RegistrySpec,
+    StorageEventsTrigger,
 )
 from ingestion_project.datastores.base import is_secret_field
 
@@ -239,6 +240,8 @@ def _parse_checks_and_trigger(
             entry["trigger"] = _validate(CronTrigger, trigger, trigger_where, problems)
         elif isinstance(trigger, Mapping) and "data_change" in trigger:
             entry["trigger"] = _validate(DataChangeTrigger, trigger, trigger_where, problems)
+        elif isinstance(trigger, Mapping) and "storage_events" in trigger:
+            entry["trigger"] = _validate(StorageEventsTrigger, trigger, trigger_where, problems)
         elif isinstance(trigger, Mapping) and ("on" in trigger or True in trigger):
             # YAML 1.1 reads a bare `on:` key as true, which no schema can describe.
             every = trigger.get("every", "60s")
@@ -253,8 +256,9 @@ def _parse_checks_and_trigger(
             problems.append(
                 CatalogProblem(
                     trigger_where,
-                    "is neither a schedule nor a data-change trigger",
-                    "Write '{cron: \"0 2 * * *\", timezone: UTC}' or '{data_change: {every: 60s}}'",
+                    "is neither a schedule, a data-change trigger nor storage events",
+                    "Write '{cron: \"0 2 * * *\", timezone: UTC}', '{data_change: {every: 60s}}' "
+                    "or '{storage_events: {queue: NAME}}'",
                 )
             )
     return len(problems) == before

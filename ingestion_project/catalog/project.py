@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ingestion_project.catalog.datastore_entries import (
     FILE_DATASTORE_KINDS,
     SQL_DATASTORE_KINDS,
+    STORAGE_EVENT_KINDS,
     build_datastore,
     entry_model,
 )
@@ -30,6 +31,7 @@ from ingestion_project.catalog.spec import (
     ModelSpec,
     MonitorSpec,
     RegistrySpec,
+    StorageEventsTrigger,
 )
 from ingestion_project.datastores.base import validate_glob
 from ingestion_project.datastores.local import LocalDatastore
@@ -243,6 +245,18 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
                     validate_glob(dataset.path, store=dataset.datastore)
                 except ValueError as error:
                     report("datasets", name, f"{where}.path", str(error), "Fix the glob pattern")
+                if (
+                    isinstance(dataset.trigger, StorageEventsTrigger)
+                    and kind not in STORAGE_EVENT_KINDS
+                ):
+                    report(
+                        "datasets",
+                        name,
+                        f"{where}.trigger.storage_events",
+                        f"datastore '{dataset.datastore}' ({kind}) sends no storage events: "
+                        "Event Grid reports Blob Storage and Data Lake Gen2 accounts",
+                        "Use 'trigger: {data_change: {every: 60s}}' to poll it instead",
+                    )
         elif kind not in SQL_DATASTORE_KINDS:
             report(
                 "datasets",

@@ -85,6 +85,67 @@ class DataChangeTrigger(SpecModel):
         return parse_interval_seconds(self.data_change.every)
 
 
+QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class StorageEventsPolling(SpecModel):
+    """An Azure Storage queue that Event Grid fills with the store's Blob Created/Deleted events.
+
+    A tick reads at most ``max_messages`` messages (in pages of 32), never lists the store. A
+    message is hidden for ``visibility_timeout`` while its run is requested and deleted on the
+    next tick, once the request is recorded; one read ``max_deliveries`` times without being
+    deleted, or that is not a storage event, is moved to ``<queue>-poison``.
+    """
+
+    queue: str = Field(description="The queue's name, in the datastore's storage account.")
+    account_url: str | None = Field(
+        default=None,
+        description="The queue service, e.g. https://myaccount.queue.core.windows.net; default: "
+        "the datastore's account with 'queue' for 'blob' or 'dfs'.",
+    )
+    every: str = Field(default="30s", description="Interval between ticks: '30s', '5m'.")
+    max_messages: int = Field(default=1000, ge=1, le=10_000)
+    visibility_timeout: str = Field(default="5m")
+    max_deliveries: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not QUEUE_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an Azure queue name: 3-63 lowercase letters, digits and "
+                "single hyphens, starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("every", "visibility_timeout")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_interval_seconds(value)
+        return value
+
+    @field_validator("account_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL of the queue service")
+        return value
+
+
+class StorageEventsTrigger(SpecModel):
+    """Materialize when Event Grid reports a blob created or deleted under the dataset's path."""
+
+    storage_events: StorageEventsPolling
+
+    @property
+    def interval_seconds(self) -> int:
+        return parse_interval_seconds(self.storage_events.every)
+
+    @property
+    def visibility_seconds(self) -> int:
+        return parse_interval_seconds(self.storage_events.visibility_timeout)
+
+
 class CronTrigger(SpecModel):
     """Materialize on a cron schedule."""
 
@@ -192,18 +253,24 @@ CheckSpec = Annotated[
 
 
 def _trigger_kind(value: Any) -> str | None:
-    """A schedule names a cron expression; a data-change trigger says ``data_change``."""
-    if isinstance(value, CronTrigger | DataChangeTrigger):
-        return "cron" if isinstance(value, CronTrigger) else "data_change"
+    """A schedule names a cron expression; the others say ``data_change`` or ``storage_events``."""
+    if isinstance(value, CronTrigger):
+        return "cron"
+    if isinstance(value, DataChangeTrigger):
+        return "data_change"
+    if isinstance(value, StorageEventsTrigger):
+        return "storage_events"
     if isinstance(value, dict):
-        for key in ("cron", "data_change"):
+        for key in ("cron", "data_change", "storage_events"):
             if key in value:
                 return key
     return None
 
 
 TriggerSpec = Annotated[
-    Annotated[CronTrigger, Tag("cron")] | Annotated[DataChangeTrigger, Tag("data_change")],
+    Annotated[CronTrigger, Tag("cron")]
+    | Annotated[DataChangeTrigger, Tag("data_change")]
+    | Annotated[StorageEventsTrigger, Tag("storage_events")],
     Discriminator(_trigger_kind),
 ]
 
@@ -256,6 +323,11 @@ class DatasetSpec(SpecModel):
             if self.kind == "file" or self.partition_format or self.path_column:
                 raise ValueError(
                     "'kind: file', 'partition_format' and 'path_column' need 'path', not 'query'"
+                )
+            if isinstance(self.trigger, StorageEventsTrigger):
+                raise ValueError(
+                    "storage events report files; a SQL dataset is watched with "
+                    "'trigger: {data_change: {every: 60s}}' and 'tables'"
                 )
             if isinstance(self.trigger, DataChangeTrigger) and not self.tables:
                 raise ValueError(

@@ -179,6 +179,7 @@ def test_the_schema_is_typed_for_editors_and_dg() -> None:
     assert trigger["oneOf"] == [
         {"$ref": "#/$defs/CronTrigger"},
         {"$ref": "#/$defs/DataChangeTrigger"},
+        {"$ref": "#/$defs/StorageEventsTrigger"},
     ]
 
 
