@@ -146,8 +146,6 @@ def lake(
     yield Lake(azurite, azurite_queue)
 
 
-
-
 def sensor_name(lake: Lake) -> str:
     return storage_events_sensor_name("defs__catalog", "lake", lake.queue_name)
 
