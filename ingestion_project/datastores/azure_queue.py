@@ -6,10 +6,13 @@ reached exactly as the store is, and its errors are worded the same way (never a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlunparse
 
+from ingestion_project.datastores.azure_common import storage_error_code
 from ingestion_project.datastores.base import DatastoreError
 
 if TYPE_CHECKING:
@@ -90,9 +93,30 @@ class EventQueue:
     def describe(self) -> str:
         return f"queue '{self.queue}' of datastore '{self.store.name}'"
 
+    @contextmanager
+    def _errors(self, action: str, queue: str | None = None) -> Iterator[None]:
+        """The store's wording for Azure errors, with the queue's own advice when it is missing."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = queue or self.queue
+        with self.store.translating_errors(action):
+            try:
+                yield
+            except ResourceNotFoundError as error:
+                if storage_error_code(error) != "QueueNotFound":
+                    raise
+                where = self.account_url or "the account of the connection string"
+                raise DatastoreError(
+                    f"datastore '{self.store.name}': queue '{name}' does not exist in {where}. "
+                    f"To fix: create it (az storage queue create --name {name}) and subscribe "
+                    "it to the account's Blob Created/Deleted events in Event Grid, or fix "
+                    "'queue' (or 'account_url') under the dataset's storage_events.",
+                    reason="not found",
+                ) from None
+
     def receive(self, count: int, visibility_seconds: int) -> list[QueuedMessage]:
         """Up to ``count`` messages, hidden from other readers for ``visibility_seconds``."""
-        with self.store.translating_errors(f"reading {self.describe()}"):
+        with self._errors(f"reading {self.describe()}"):
             return [
                 QueuedMessage(
                     id=message.id,
@@ -111,7 +135,7 @@ class EventQueue:
         """Delete a received message; False when it is already gone or was received again since."""
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-        with self.store.translating_errors(f"deleting a message of {self.describe()}"):
+        with self._errors(f"deleting a message of {self.describe()}"):
             try:
                 self._client.delete_message(message_id, pop_receipt=pop_receipt)
             except ResourceNotFoundError:
@@ -127,7 +151,7 @@ class EventQueue:
         from azure.core.exceptions import ResourceExistsError
 
         name = poison_queue_name(self.queue)
-        with self.store.translating_errors(f"setting a message aside in queue '{name}'"):
+        with self._errors(f"setting a message aside in queue '{name}'", name):
             if self._poison is None:
                 self._poison = self._queue_client(name)
                 try:

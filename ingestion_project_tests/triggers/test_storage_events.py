@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
 from ingestion_project.catalog.errors import CatalogError
+from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.triggers.storage_events import (
     EventCursor,
     NotAStorageEvent,
@@ -398,3 +399,17 @@ def test_a_data_lake_file_counts_once_it_is_flushed(lake: Lake) -> None:
     lake.send(blob_event("Created", lake.container, "trips/a.csv", 2, api="FlushWithClose"))
     result = tick(defs, sensor_name(lake), None)
     assert [r.tags["ingestion/events"] for r in result.run_requests] == ["1"]
+
+
+def test_a_missing_queue_says_how_to_create_and_subscribe_it(lake: Lake) -> None:
+    lake.events["queue"] = "no-such-queue"
+    defs = catalog_definitions(lake.catalog())
+    name = storage_events_sensor_name("defs__catalog", "lake", "no-such-queue")
+
+    with pytest.raises(DatastoreError) as raised:
+        tick(defs, name, None)
+
+    message = str(raised.value)
+    assert "queue 'no-such-queue' does not exist" in message
+    assert "az storage queue create --name no-such-queue" in message
+    assert lake.blob.account_key not in message
