@@ -55,6 +55,7 @@ materialize: install
 # Speed figures (see benchmarks/README.md); mltable lives in its own environment.
 bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/listing.py
+	$(VENV)/bin/python benchmarks/event_tick.py
 	$(VENV)/bin/python benchmarks/register_many_files.py --azurite
 	$(VENV)/bin/python benchmarks/load_tabular.py --mltable-python .venv-bench/bin/python
 	$(VENV)/bin/python benchmarks/load_catalog.py
