@@ -1,0 +1,159 @@
+"""Storage events under the real daemon, with the production instance on PostgreSQL.
+
+A project whose catalog watches an Azurite container through an Azurite queue; the daemon runs
+with `deploy/dagster.yaml` on a fresh PostgreSQL database. A file lands with the plain
+azure-storage-blob client and its event is queued as Event Grid queues it: one run registers
+the version. After a daemon restart, the same event delivered again asks for nothing; a new
+file asks for one more run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from ingestion_project.triggers.storage_events import storage_events_sensor_name
+from ingestion_project_tests.azurite import Azurite
+from ingestion_project_tests.catalogs import write_project
+from ingestion_project_tests.deploy.test_deploy_instance import (  # noqa: F401  (fixture)
+    DEPLOY_DIR,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    fresh_database,
+)
+from ingestion_project_tests.triggers.test_sensor_under_daemon import (
+    executable,
+    stop_process_group,
+)
+from ingestion_project_tests.triggers.test_storage_events import KEY_VARIABLE, Lake, blob_event
+
+GIVE_UP_SECONDS = 180
+PACKAGE = "events_project"
+
+
+def runs_of(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"ingestion/dataset": "trips"})))
+
+
+def wait_for(condition, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
+    give_up = time.monotonic() + GIVE_UP_SECONDS
+    while time.monotonic() < give_up:
+        if condition():
+            return
+        time.sleep(1)
+    pytest.fail(f"{what} within {GIVE_UP_SECONDS} s:\n{log.read_text()[-6000:]}")
+
+
+@pytest.mark.slow
+def test_a_landed_file_is_registered_once_through_the_event_queue_under_the_daemon(
+    tmp_path: Path,
+    fresh_database: str,  # noqa: F811
+    azurite: Azurite,
+    azurite_queue: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = Lake(azurite, azurite_queue)
+    lake.events["every"] = "5s"
+    root = write_project(tmp_path / "project", {"catalog": lake.catalog()}, package=PACKAGE)
+    (root / "workspace.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "python_module": {
+                            "module_name": f"{PACKAGE}.definitions",
+                            "working_directory": str(root),
+                            "location_name": PACKAGE,
+                        }
+                    }
+                ]
+            }
+        )
+    )
+    dagster_home, ingestion_home = tmp_path / "dagster", tmp_path / "ingestion"
+    dagster_home.mkdir()
+    shutil.copy(DEPLOY_DIR / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "INGESTION_HOME": str(ingestion_home),
+        "DAGSTER_PG_HOST": PG_HOST,
+        "DAGSTER_PG_PORT": str(PG_PORT),
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": fresh_database,
+        KEY_VARIABLE: azurite.account_key,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(name, None)
+    sensor = storage_events_sensor_name("catalog", "lake", lake.queue_name)
+    started = subprocess.run(
+        executable(["dagster", "sensor", "start", sensor, "-w", "workspace.yaml"]),
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert started.returncode == 0, (started.stdout + started.stderr)[-5000:]
+    registry = ingestion_home / "datastores" / "workspace_default" / "_registry" / "datasets"
+    log = tmp_path / "daemon.log"
+
+    def daemon() -> subprocess.Popen[bytes]:
+        with log.open("ab") as sink:
+            return subprocess.Popen(
+                executable(["dagster-daemon", "run", "-w", "workspace.yaml"]),
+                cwd=root,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    for key in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        process = daemon()
+        try:
+            event = blob_event("Created", lake.container, "trips/a.csv", 1)
+            lake.land("trips/a.csv")
+            lake.send(event)
+            wait_for(
+                lambda: (
+                    (registry / "trips" / "v000001.json").is_file()
+                    and [run.status for run in runs_of(instance)] == [dg.DagsterRunStatus.SUCCESS]
+                ),
+                "the daemon registered trips v1 from the event",
+                log,
+            )
+
+            stop_process_group(process)
+            process = daemon()
+            lake.send(event)  # Event Grid delivers at least once: the same event again
+            time.sleep(20)  # several 5 s ticks of the restarted daemon
+            assert len(runs_of(instance)) == 1
+            assert lake.messages_left() == 0
+
+            lake.land("trips/b.csv")
+            lake.send(blob_event("Created", lake.container, "trips/b.csv", 2))
+            wait_for(
+                lambda: (
+                    (registry / "trips" / "v000002.json").is_file() and len(runs_of(instance)) == 2
+                ),
+                "the restarted daemon registered trips v2 from a new event",
+                log,
+            )
+        finally:
+            stop_process_group(process)
+    assert not (registry / "trips" / "v000003.json").exists()
