@@ -56,6 +56,7 @@ materialize: install
 bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/listing.py
 	$(VENV)/bin/python benchmarks/event_tick.py
+	$(VENV)/bin/python benchmarks/daemon_latency.py
 	$(VENV)/bin/python benchmarks/register_many_files.py --azurite
 	$(VENV)/bin/python benchmarks/load_tabular.py --mltable-python .venv-bench/bin/python
 	$(VENV)/bin/python benchmarks/load_catalog.py
