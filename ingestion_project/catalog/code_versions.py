@@ -85,8 +85,15 @@ def code_identity() -> str:
     return code_version([], sorted({*DATASET_CODE, *MODEL_CODE, *PREDICTIONS_CODE, *DRIFT_CODE}))
 
 
+# Words for people: changing them changes nothing an asset produces, so nothing re-runs.
+DESCRIPTIVE_FIELDS = frozenset({"description", "tags", "owners"})
+
+
 def _plain(item: Any) -> Any:
-    return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+    if not isinstance(item, BaseModel):
+        return item
+    dumped = item.model_dump(mode="json")
+    return {key: value for key, value in dumped.items() if key not in DESCRIPTIVE_FIELDS}
 
 
 def _store_module(project: ProjectCatalog, datastore: str) -> str:

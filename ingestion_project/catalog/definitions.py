@@ -15,7 +15,12 @@ from ingestion_project.catalog.code_versions import (
     predictions_code_version,
 )
 from ingestion_project.catalog.project import ProjectCatalog
-from ingestion_project.catalog.spec import CronTrigger, DataChangeTrigger, StorageEventsTrigger
+from ingestion_project.catalog.spec import (
+    CronTrigger,
+    DataChangeTrigger,
+    StorageEventsTrigger,
+    parse_interval_seconds,
+)
 from ingestion_project.datasets.assets import build_dataset_assets
 from ingestion_project.monitoring.assets import build_drift_asset, monitor_partitions
 from ingestion_project.monitoring.performance_assets import (
@@ -158,6 +163,15 @@ def build_definitions(
                     f"({policy.timezone}); it replaces the champion only if the gate says so.",
                 )
             )
+    automation = [catalog.automation.get(source)] if source else list(catalog.automation.values())
+    if any(spec is not None and spec.code_change for spec in automation):
+        every = min(
+            parse_interval_seconds(spec.every) for spec in automation if spec and spec.code_change
+        )
+        assets, sensor = with_code_change_automation(
+            assets, catalog, f"{op_prefix}__code_change", every
+        )
+        sensors.append(sensor)
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
@@ -165,6 +179,41 @@ def build_definitions(
         schedules=schedules,
         resources=dict(catalog.resources),
     )
+
+
+def with_code_change_automation(
+    assets: list[dg.AssetsDefinition], catalog: ProjectCatalog, name: str, every: int
+) -> tuple[list[dg.AssetsDefinition], dg.SensorDefinition]:
+    """Every asset but time-window monitors re-runs once when its code version changes.
+
+    The sensor is on from the start: declaring ``code_change: true`` is the decision to run.
+    Its first evaluation only records the code versions; a later one that sees a changed
+    version requests that asset once (Dagster's ``code_version_changed`` keeps the version it
+    last saw in the sensor's cursor).
+    """
+    condition = dg.AutomationCondition.code_version_changed().with_label("code version changed")
+    windowed = {name for name, monitor in catalog.monitors.items() if monitor.frequency is not None}
+    automated: list[dg.AssetsDefinition] = []
+    keys: list[dg.AssetKey] = []
+    for item in assets:
+        if {key.to_user_string() for key in item.keys} & windowed:
+            automated.append(item)
+            continue
+        automated.append(
+            item.map_asset_specs(
+                lambda spec: spec.replace_attributes(automation_condition=condition)
+            )
+        )
+        keys.extend(item.keys)
+    sensor = dg.AutomationConditionSensorDefinition(
+        name,
+        target=dg.AssetSelection.assets(*keys),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=every,
+        description="Re-materializes, once, each asset of this catalog whose code version "
+        "changed: its YAML entry, what it reads from, or the code that builds its kind.",
+    )
+    return automated, sensor
 
 
 def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:

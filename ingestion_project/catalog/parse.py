@@ -25,6 +25,7 @@ from ingestion_project.catalog.spec import (
     CATALOG_NAME,
     CHECK_TYPES,
     AlertSpec,
+    AutomationSpec,
     CronTrigger,
     DataChangeTrigger,
     DatasetSpec,
@@ -36,7 +37,7 @@ from ingestion_project.catalog.spec import (
 from ingestion_project.datastores.base import is_secret_field
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-SECTIONS = ("registry", "datastores", "datasets", "models", "monitors", "alerts")
+SECTIONS = ("registry", "datastores", "datasets", "models", "monitors", "alerts", "automation")
 ENTRY_SECTIONS = ("datastores", "datasets", "models", "monitors", "alerts")
 
 
@@ -50,6 +51,7 @@ class ParsedCatalog:
 
     source: str
     registry: RegistrySpec | None = None
+    automation: AutomationSpec | None = None
     datastores: dict[str, BaseModel] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
@@ -87,6 +89,8 @@ def parse_catalog(raw: Any, *, source: str, home: Path) -> ParsedCatalog:
     )
     if raw.get("registry") is not None:
         parsed.registry = _validate(RegistrySpec, raw["registry"], "registry", problems)
+    if raw.get("automation") is not None:
+        parsed.automation = _validate(AutomationSpec, raw["automation"], "automation", problems)
     _parse_datastores(_section(raw, "datastores", problems), parsed, problems, home)
     parsed.datasets = _parse_entries(
         DatasetSpec, _section(raw, "datasets", problems), "datasets", problems

@@ -27,6 +27,7 @@ from ingestion_project.catalog.parse import ENTRY_SECTIONS, ParsedCatalog, did_y
 from ingestion_project.catalog.spec import (
     WORKSPACE_DEFAULT,
     AlertSpec,
+    AutomationSpec,
     DatasetSpec,
     ModelSpec,
     MonitorSpec,
@@ -50,6 +51,8 @@ class ProjectCatalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    # catalog file -> its automation section (each catalog automates its own assets).
+    automation: dict[str, AutomationSpec] = field(default_factory=dict)
     # (section, name) -> the catalog file that declares it.
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -133,6 +136,8 @@ def assemble_project(catalogs: Sequence[ParsedCatalog], home: Path) -> ProjectCa
         for name, resource in catalog.resources.items():
             if declared_in[("datastores", name)] == catalog.source:
                 project.resources[name] = resource
+        if catalog.automation is not None:
+            project.automation[catalog.source] = catalog.automation
     if ("datastores", WORKSPACE_DEFAULT) not in declared_in:
         default = entry_model(LocalDatastore).model_validate({"kind": "local"})
         project.datastores[WORKSPACE_DEFAULT] = default

@@ -796,6 +796,25 @@ class AlertSpec(SpecModel):
     description: str = ""
 
 
+class AutomationSpec(SpecModel):
+    """What re-runs by itself.
+
+    ``code_change``: an asset whose code version changed (its YAML entry, what it reads from, or
+    the code that builds its kind) re-materializes once, through a declarative-automation sensor
+    that is on from the start (time-window monitors excepted: a backfill of their windows is a
+    decision, not a reflex).
+    """
+
+    code_change: bool = False
+    every: str = Field(default="30s", description="How often the sensor evaluates: '30s', '5m'.")
+
+    @field_validator("every")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_interval_seconds(value)
+        return value
+
+
 class RegistrySpec(SpecModel):
     """Where dataset and model versions are recorded."""
 

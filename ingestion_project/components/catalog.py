@@ -27,6 +27,7 @@ from ingestion_project.catalog.parse import ParsedCatalog, parse_catalog
 from ingestion_project.catalog.project import ProjectCatalog, assemble_project
 from ingestion_project.catalog.spec import (
     AlertSpec,
+    AutomationSpec,
     DatasetSpec,
     ModelSpec,
     MonitorSpec,
@@ -45,6 +46,9 @@ class CatalogAttributes(BaseModel):
 
     registry: RegistrySpec | None = Field(
         default=None, description="Where versions are recorded (one catalog per project)."
+    )
+    automation: AutomationSpec | None = Field(
+        default=None, description="What re-runs by itself, e.g. {code_change: true}."
     )
     datastores: dict[str, DatastoreEntry] = Field(  # type: ignore[valid-type]
         default_factory=dict, description="Connection information, by name; secrets as {env: NAME}."
