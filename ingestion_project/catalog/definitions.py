@@ -109,7 +109,7 @@ def build_definitions(
             jobs.append(job)
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     if watched:
-        sensors.extend(build_data_change_sensors(op_prefix, watched))
+        sensors.extend(build_data_change_sensors(op_prefix, watched, catalog.registry))
     if by_events:
         sensors.extend(build_storage_event_sensors(op_prefix, by_events))
     for name in own("monitors"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
+from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec, RegistrySpec
 from ingestion_project.datasets.fingerprint import listing_fingerprint
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.triggers.change_cursor import ChangeCursor, WatchCursor
@@ -46,14 +46,14 @@ def data_change_sensor_name(catalog: str, every: str) -> str:
 
 
 def build_data_change_sensors(
-    catalog: str, watched: Sequence[WatchedDataset]
+    catalog: str, watched: Sequence[WatchedDataset], registry: RegistrySpec | None = None
 ) -> list[dg.SensorDefinition]:
     """One sensor per interval that the catalog's data-change triggers use."""
     by_interval: dict[str, list[WatchedDataset]] = {}
     for item in watched:
         by_interval.setdefault(item.interval, []).append(item)
     return [
-        build_data_change_sensor(data_change_sensor_name(catalog, every), items)
+        build_data_change_sensor(data_change_sensor_name(catalog, every), items, registry=registry)
         for every, items in by_interval.items()
     ]
 
@@ -64,8 +64,14 @@ def build_data_change_sensor(
     *,
     clock: Callable[[], float] = time.monotonic,
     budget_seconds: float = TICK_BUDGET_SECONDS,
+    registry: RegistrySpec | None = None,
 ) -> dg.SensorDefinition:
-    """Each tick looks at every watched dataset in turn and asks for one run per changed one."""
+    """Each tick looks at every watched dataset in turn and asks for one run per changed one.
+
+    With the ``registry``, a dataset the cursor does not know yet (a new sensor, or a cursor
+    reset) whose files are exactly those of its latest version asks for no run: that change
+    was registered already.
+    """
     trigger = watched[0].spec.trigger
     assert isinstance(trigger, DataChangeTrigger)
     names = ", ".join(item.name for item in watched)
@@ -77,7 +83,8 @@ def build_data_change_sensor(
             *sorted({key for item in watched for key in item.selection})
         ),
         minimum_interval_seconds=trigger.interval_seconds,
-        required_resource_keys={item.spec.datastore for item in watched},
+        required_resource_keys={item.spec.datastore for item in watched}
+        | ({registry.datastore} if registry is not None else set()),
         description=f"Refreshes a dataset (and what scores or monitors it) when its files or "
         f"tables change, every {trigger.data_change.every}: {names}.",
     )
@@ -107,6 +114,14 @@ def build_data_change_sensor(
             if fingerprint is None or fingerprint == state.fingerprint:
                 notes.append(f"'{dataset}' {summary}")
                 continue
+            if state.fingerprint is None and registry is not None and item.spec.path is not None:
+                registered = _registered_version(context, registry, dataset, fingerprint)
+                if registered is not None:
+                    # Continue the count from the version, so later run keys are new ones.
+                    known = ChangeCursor(fingerprint=fingerprint, changes=registered)
+                    cursor = cursor.with_dataset(dataset, known)
+                    notes.append(f"'{dataset}' v{registered} holds these files already")
+                    continue
             advanced = ChangeCursor(fingerprint=fingerprint, changes=state.changes + 1)
             cursor = cursor.with_dataset(dataset, advanced)
             requests.append(
@@ -145,3 +160,16 @@ def observe(item: WatchedDataset, store: object) -> tuple[str | None, str]:
     if not files:
         return None, f"has no files matching '{spec.path}' in '{spec.datastore}' yet"
     return listing_fingerprint(files), f"unchanged ({len(files)} files)"
+
+
+def _registered_version(
+    context: dg.SensorEvaluationContext, registry: RegistrySpec, dataset: str, listing: str
+) -> int | None:
+    """The latest version's number if it pins exactly the files of ``listing``."""
+    from ingestion_project.datasets.versions import dataset_registry
+
+    store = getattr(context.resources, registry.datastore)
+    latest = dataset_registry(store, registry.prefix).latest(dataset, include_failed=True)
+    if latest is not None and latest.listing_fingerprint == listing:
+        return latest.version
+    return None

@@ -11,6 +11,7 @@ import dagster as dg
 from ingestion_project.demo.loop import INCOMING
 from ingestion_project.triggers.change_cursor import ChangeCursor, WatchCursor
 from ingestion_project.triggers.data_change import data_change_sensor_name
+from ingestion_project_tests.catalogs import materialize
 from ingestion_project_tests.conftest import place_month
 
 # The demo catalog's folder is 'catalog'; bikeshare_scoring is checked every 30s.
@@ -99,6 +100,25 @@ def test_restart_with_the_stored_cursor_does_not_fire_again(
     """The daemon stores the cursor; a restarted process resumes from it, not from scratch."""
     stored = tick(defs, instance, None).cursor
     assert not tick(defs, instance, stored).run_requests
+
+
+def test_a_reset_cursor_asks_nothing_for_files_already_registered(
+    defs: dg.Definitions, instance: dg.DagsterInstance, home: Path
+) -> None:
+    """After a cursor reset (or a new sensor), the registry says what was registered already."""
+    first = tick(defs, instance, None)
+    assert materialize(defs, "bikeshare_scoring", instance=instance).success
+
+    reset = tick(defs, instance, None)
+
+    assert not reset.run_requests
+    assert "'bikeshare_scoring' v1 holds these files already" in (reset.skip_message or "")
+    assert state(reset.cursor).fingerprint == state(first.cursor).fingerprint
+    # A real change after the reset asks again, under a key never used before.
+    place_month(home, INCOMING, 6)
+    changed = tick(defs, instance, reset.cursor)
+    assert len(changed.run_requests) == 1
+    assert changed.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
 
 
 def test_empty_folder_is_skipped(defs: dg.Definitions, instance: dg.DagsterInstance, home: Path):
