@@ -1,10 +1,11 @@
-"""Storage events under the real daemon, with the production instance on PostgreSQL.
+"""Data-change triggers under the real daemon, with the production instance on PostgreSQL.
 
-A project whose catalog watches an Azurite container through an Azurite queue; the daemon runs
-with `deploy/dagster.yaml` on a fresh PostgreSQL database. A file lands with the plain
-azure-storage-blob client and its event is queued as Event Grid queues it: one run registers
-the version. After a daemon restart, the same event delivered again asks for nothing; a new
-file asks for one more run.
+A project whose catalog watches one Azurite container two ways: `trips` through an Azurite
+queue of storage events, `weather` by polling. The daemon runs with `deploy/dagster.yaml` on a
+fresh PostgreSQL database. Files land with the plain azure-storage-blob client (and the `trips`
+event is queued as Event Grid queues it): one run registers each version. After a daemon
+restart, nothing runs again, not even for the same event delivered twice; new files ask for one
+more run each.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ GIVE_UP_SECONDS = 180
 PACKAGE = "events_project"
 
 
-def runs_of(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(filters=dg.RunsFilter(tags={"ingestion/dataset": "trips"})))
+def runs_of(instance: dg.DagsterInstance, dataset: str = "trips") -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"ingestion/dataset": dataset})))
 
 
 def wait_for(condition, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +54,7 @@ def wait_for(condition, what: str, log: Path) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.slow
-def test_a_landed_file_is_registered_once_through_the_event_queue_under_the_daemon(
+def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_daemon(
     tmp_path: Path,
     fresh_database: str,  # noqa: F811
     azurite: Azurite,
@@ -62,7 +63,13 @@ def test_a_landed_file_is_registered_once_through_the_event_queue_under_the_daem
 ) -> None:
     lake = Lake(azurite, azurite_queue)
     lake.events["every"] = "5s"
-    root = write_project(tmp_path / "project", {"catalog": lake.catalog()}, package=PACKAGE)
+    catalog = lake.catalog()
+    catalog["datasets"]["weather"] = {
+        "datastore": "lake",
+        "path": "weather/*.csv",
+        "trigger": {"data_change": {"every": "5s"}},
+    }
+    root = write_project(tmp_path / "project", {"catalog": catalog}, package=PACKAGE)
     (root / "workspace.yaml").write_text(
         yaml.safe_dump(
             {
@@ -106,6 +113,18 @@ def test_a_landed_file_is_registered_once_through_the_event_queue_under_the_daem
         check=False,
     )
     assert started.returncode == 0, (started.stdout + started.stderr)[-5000:]
+    polling = subprocess.run(
+        executable(
+            ["dagster", "sensor", "start", "catalog__data_change_every_5s", "-w", "workspace.yaml"]
+        ),
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert polling.returncode == 0, (polling.stdout + polling.stderr)[-5000:]
     registry = ingestion_home / "datastores" / "workspace_default" / "_registry" / "datasets"
     log = tmp_path / "daemon.log"
 
@@ -128,32 +147,40 @@ def test_a_landed_file_is_registered_once_through_the_event_queue_under_the_daem
         try:
             event = blob_event("Created", lake.container, "trips/a.csv", 1)
             lake.land("trips/a.csv")
+            lake.land("weather/a.csv")
             lake.send(event)
-            wait_for(
-                lambda: (
-                    (registry / "trips" / "v000001.json").is_file()
-                    and [run.status for run in runs_of(instance)] == [dg.DagsterRunStatus.SUCCESS]
-                ),
-                "the daemon registered trips v1 from the event",
-                log,
-            )
+            for dataset, how in (("trips", "the event"), ("weather", "polling")):
+                wait_for(
+                    lambda dataset=dataset: (
+                        (registry / dataset / "v000001.json").is_file()
+                        and [run.status for run in runs_of(instance, dataset)]
+                        == [dg.DagsterRunStatus.SUCCESS]
+                    ),
+                    f"the daemon registered {dataset} v1 from {how}",
+                    log,
+                )
 
             stop_process_group(process)
             process = daemon()
             lake.send(event)  # Event Grid delivers at least once: the same event again
             time.sleep(20)  # several 5 s ticks of the restarted daemon
             assert len(runs_of(instance)) == 1
+            assert len(runs_of(instance, "weather")) == 1
             assert lake.messages_left() == 0
 
             lake.land("trips/b.csv")
+            lake.land("weather/b.csv")
             lake.send(blob_event("Created", lake.container, "trips/b.csv", 2))
-            wait_for(
-                lambda: (
-                    (registry / "trips" / "v000002.json").is_file() and len(runs_of(instance)) == 2
-                ),
-                "the restarted daemon registered trips v2 from a new event",
-                log,
-            )
+            for dataset in ("trips", "weather"):
+                wait_for(
+                    lambda dataset=dataset: (
+                        (registry / dataset / "v000002.json").is_file()
+                        and len(runs_of(instance, dataset)) == 2
+                    ),
+                    f"the restarted daemon registered {dataset} v2",
+                    log,
+                )
         finally:
             stop_process_group(process)
-    assert not (registry / "trips" / "v000003.json").exists()
+    for dataset in ("trips", "weather"):
+        assert not (registry / dataset / "v000003.json").exists()
