@@ -54,9 +54,10 @@ def best_of(call: Callable[[], object], repeats: int = REPEATS) -> float:
 def sensor_tick(store: FileDatastore) -> Callable[[], object]:
     spec = DatasetSpec(datastore="store", path=PATTERN, trigger=DataChangeTrigger())
     sensor = build_data_change_sensor("bench", [WatchedDataset("bench", spec, ("bench",))])
+    defs = dg.Definitions(assets=[dg.AssetSpec("bench")], sensors=[sensor])
 
     def tick() -> object:
-        with dg.build_sensor_context(resources={"store": store}) as context:
+        with dg.build_sensor_context(resources={"store": store}, definitions=defs) as context:
             result = sensor.evaluate_tick(context)
         assert result.run_requests, "the first tick of a new dataset must request a run"
         return result

@@ -7,15 +7,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingestion_project.datastores.base import FileInfo
+from ingestion_project.datastores.base import FileInfo, listing_digest
 
 
 def listing_fingerprint(files: Iterable[FileInfo]) -> str:
     """Hash of (path, size, etag) of every file: any file added, removed or edited changes it."""
-    digest = hashlib.sha256()
-    for info in sorted(files, key=lambda item: item.path):
-        digest.update(f"{info.path}\t{info.size}\t{info.etag}\n".encode())
-    return digest.hexdigest()
+    return listing_digest((info.path, info.size, info.etag) for info in files)
 
 
 def version_fingerprint(listing: str, settings: Mapping[str, Any]) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,14 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 MISSING_SECRET = "missing secret"
+
+
+def listing_digest(entries: Iterable[tuple[str, int, str]]) -> str:
+    """Hash of (path, size, etag) of every file in path order: any change of a file changes it."""
+    digest = hashlib.sha256()
+    for path, size, etag in sorted(entries):
+        digest.update(f"{path}\t{size}\t{etag}\n".encode())
+    return digest.hexdigest()
 
 
 def secret_field(description: str, *, required: bool = False) -> Any:
@@ -218,11 +227,12 @@ def glob_prefix(pattern: str) -> str:
 
 def glob_matches(pattern: str, path: str) -> bool:
     """Match a relative path to a glob: ``*`` stays inside one segment, ``**`` spans many."""
-    return _glob_regex(pattern).fullmatch(path) is not None
+    return glob_regex(pattern).fullmatch(path) is not None
 
 
 @functools.lru_cache(maxsize=256)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """The compiled pattern ``glob_matches`` uses, for loops over many paths."""
     parts: list[str] = []
     segments = pattern.split("/")
     for index, segment in enumerate(segments):
@@ -273,6 +283,17 @@ class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
     def list_files(self, pattern: str) -> list[FileInfo]:
         """Files whose relative path matches the glob ``pattern``, sorted by path."""
         raise NotImplementedError
+
+    def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
+        """The fingerprint of the files matching ``pattern`` and how many there are.
+
+        None when nothing matches. Stores that can list without building ``FileInfo`` objects
+        override it; the value is always that of ``listing_digest`` over ``list_files``.
+        """
+        files = self.list_files(pattern)
+        if not files:
+            return None, 0
+        return listing_digest((info.path, info.size, info.etag) for info in files), len(files)
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

@@ -19,8 +19,9 @@ from ingestion_project.datastores.base import (
     FileDatastore,
     FileInfo,
     UnsafePathError,
-    glob_matches,
     glob_prefix,
+    glob_regex,
+    listing_digest,
     normalize_relative_path,
     validate_glob,
 )
@@ -40,6 +41,10 @@ def _walk(directory: str, relative: str) -> Iterator[tuple[str, os.DirEntry[str]
                 yield from _walk(entry.path, f"{relative}{entry.name}/")
             elif entry.is_file():
                 yield f"{relative}{entry.name}", entry
+
+
+def _etag(stat: os.stat_result) -> str:
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
 
 class LocalDatastore(FileDatastore):
@@ -100,28 +105,38 @@ class LocalDatastore(FileDatastore):
             path=relative,
             size=stat.st_size,
             modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-            etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+            etag=_etag(stat),
         )
 
     def list_files(self, pattern: str) -> list[FileInfo]:
+        found = [self._info(relative, stat) for relative, stat in self._matches(pattern)]
+        return sorted(found, key=lambda info: info.path)
+
+    def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
+        """As ``list_files`` + ``listing_digest``, without a FileInfo and datetime per file."""
+        entries = [
+            (relative, stat.st_size, _etag(stat)) for relative, stat in self._matches(pattern)
+        ]
+        return (listing_digest(entries) if entries else None), len(entries)
+
+    def _matches(self, pattern: str) -> Iterator[tuple[str, os.stat_result]]:
+        """Store-relative paths matching ``pattern``, with their stat results."""
         clean = validate_glob(pattern, store=self.name)
         root = Path(self.root)
         if not root.is_dir():
-            # A fresh store has no root yet; writes create it.
-            return []
+            return  # a fresh store has no root yet; writes create it
         prefix = glob_prefix(clean)
         start = self._resolve(prefix) if prefix else root.resolve()
         if not start.is_dir():
-            return []
+            return
         root_resolved = root.resolve()
-        found: list[FileInfo] = []
+        regex = glob_regex(clean)
         for relative, entry in _walk(str(start), f"{prefix}/" if prefix else ""):
-            if not glob_matches(clean, relative):
+            if regex.fullmatch(relative) is None:
                 continue
             if entry.is_symlink() and root_resolved not in Path(entry.path).resolve().parents:
                 continue  # a symlink out of the store; open_read would refuse it anyway
-            found.append(self._info(relative, entry.stat()))
-        return sorted(found, key=lambda info: info.path)
+            yield relative, entry.stat()
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

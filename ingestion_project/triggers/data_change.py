@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec, RegistrySpec
-from ingestion_project.datasets.fingerprint import listing_fingerprint
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.triggers.change_cursor import ChangeCursor, WatchCursor
 
@@ -156,10 +155,10 @@ def observe(item: WatchedDataset, store: object) -> tuple[str | None, str]:
         fingerprint = store.query_fingerprint(spec.query, dict(spec.params), tables=tables)  # type: ignore[attr-defined]
         return fingerprint, f"unchanged (tables: {', '.join(tables)})"
     assert spec.path is not None
-    files = store.list_files(spec.path)  # type: ignore[attr-defined]
-    if not files:
+    fingerprint, count = store.listing_fingerprint(spec.path)  # type: ignore[attr-defined]
+    if fingerprint is None:
         return None, f"has no files matching '{spec.path}' in '{spec.datastore}' yet"
-    return listing_fingerprint(files), f"unchanged ({len(files)} files)"
+    return fingerprint, f"unchanged ({count} files)"
 
 
 def _registered_version(

@@ -95,6 +95,19 @@ def test_listing_is_sorted_by_path(store: LocalDatastore, root: Path) -> None:
     assert set(paths) == {"data/A.csv", "data/a.csv", "data/a/z.csv", "data/b.csv", "data/c.csv"}
 
 
+def test_the_fast_listing_fingerprint_is_that_of_the_listing(
+    store: LocalDatastore, root: Path
+) -> None:
+    from ingestion_project.datasets.fingerprint import listing_fingerprint
+
+    assert store.listing_fingerprint("data/**/*.csv") == (None, 0)
+    for name in ("data/b/2.csv", "data/a/1.csv", "data/a/10.csv", "data/notes.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    files = store.list_files("data/**/*.csv")
+    assert store.listing_fingerprint("data/**/*.csv") == (listing_fingerprint(files), 3)
+
+
 def test_file_info_reports_size_modified_and_etag(store: LocalDatastore, root: Path) -> None:
     target = put(root, "data/a.csv", b"id\n1\n")
 
