@@ -271,6 +271,25 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
                 "Use 'path:' with a glob, or point 'datastore:' at a SQL datastore",
             )
 
+    # A queue's messages are consumed by the sensor that reads them: one catalog per queue.
+    queue_readers: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, dataset in project.datasets.items():
+        if not isinstance(dataset.trigger, StorageEventsTrigger):
+            continue
+        queue = (dataset.datastore, dataset.trigger.storage_events.queue)
+        source = project.source_of("datasets", name)
+        first = queue_readers.setdefault(queue, (name, source))
+        if first[1] != source:
+            report(
+                "datasets",
+                name,
+                f"datasets.{name}.trigger.storage_events.queue",
+                f"queue '{queue[1]}' of datastore '{queue[0]}' is read by dataset '{first[0]}' "
+                f"in {first[1]} already; a queue's messages are consumed by one catalog's sensor",
+                "Declare the datasets of one queue in the same catalog, or give each catalog its "
+                "own queue (an Event Grid subscription each, filtered by subject)",
+            )
+
     def dataset_ref(section: str, name: str, entry: str, dataset: str) -> None:
         if dataset in project.datasets or dataset in broken["datasets"]:
             return

@@ -8,6 +8,7 @@ JSON, one event per message: MicrosoftDocs/azure-docs#102923; plain JSON is read
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import time
 import uuid
@@ -413,3 +414,31 @@ def test_a_missing_queue_says_how_to_create_and_subscribe_it(lake: Lake) -> None
     assert "queue 'no-such-queue' does not exist" in message
     assert "az storage queue create --name no-such-queue" in message
     assert lake.blob.account_key not in message
+
+
+def test_a_queue_belongs_to_one_catalog() -> None:
+    store = {
+        "lake": {
+            "kind": "azure_blob",
+            "account_url": "https://a.blob.core.windows.net",
+            "container": "raw",
+        }
+    }
+    events = {"storage_events": {"queue": "raw-events"}}
+    first = {
+        "datastores": store,
+        "datasets": {"trips": {"datastore": "lake", "path": "trips/*.csv", "trigger": events}},
+    }
+    second = {
+        "datasets": {"zones": {"datastore": "lake", "path": "zones/*.csv", "trigger": events}}
+    }
+    # Two datasets of one catalog share a queue (and its one sensor): fine.
+    same = copy.deepcopy(first)
+    same["datasets"]["zones"] = second["datasets"]["zones"]
+    project_catalog_of(same)
+
+    with pytest.raises(CatalogError) as raised:
+        project_catalog_of(first, second)
+    message = str(raised.value)
+    assert "datasets.zones.trigger.storage_events.queue" in message
+    assert "read by dataset 'trips'" in message and "own queue" in message
