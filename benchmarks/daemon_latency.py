@@ -28,7 +28,7 @@ from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project.triggers.storage_events import storage_events_sensor_name
 from ingestion_project_tests.azurite import running_azurite
 from ingestion_project_tests.catalogs import write_project
-from ingestion_project_tests.triggers.test_storage_events import KEY_VARIABLE, Lake, blob_event
+from ingestion_project_tests.eventgrid import KEY_VARIABLE, Lake, blob_event
 
 PACKAGE = "latency_project"
 BIN = Path(sys.executable).parent

@@ -45,6 +45,7 @@ def instance() -> dg.DagsterInstance:
 
 
 from ingestion_project_tests.azurite import azurite, azurite_queue  # noqa: E402, F401  (fixtures)
+from ingestion_project_tests.postgres import fresh_database  # noqa: E402, F401  (fixture)
 
 _PROXY_VARIABLES = (
     "http_proxy",

@@ -383,8 +383,8 @@ class _Tick:
         return replace(
             self.previous,
             pending=tuple(self.pending),
-            seen=tuple(self.seen)[-REMEMBERED:],
-            sequencers=dict(list(self.sequencers.items())[-REMEMBERED:]),
+            seen=tuple(self.seen),  # serialize() keeps the newest REMEMBERED
+            sequencers=self.sequencers,
         )
 
     def describe(self) -> str:

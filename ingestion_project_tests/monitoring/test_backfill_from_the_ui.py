@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import subprocess
-import time
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,9 @@ import pytest
 
 from ingestion_project.demo.loop import HISTORY
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
-from ingestion_project_tests.triggers.test_sensor_under_daemon import (
-    executable,
-    stop_process_group,
-)
+from ingestion_project_tests.processes import executable, stop_process_group, wait_for
 
 MONITOR = "weather_daily"
-GIVE_UP_SECONDS = 240
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -63,19 +59,6 @@ def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> d
     return body["data"]
 
 
-def wait_until(condition: Any, what: str, log: Path) -> Any:
-    give_up = time.monotonic() + GIVE_UP_SECONDS
-    while time.monotonic() < give_up:
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"{what} within {GIVE_UP_SECONDS} s:\n{log.read_text()[-5000:]}")
-
-
 @pytest.mark.slow
 def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
     dagster_home, home = tmp_path / "dagster", tmp_path / "ingestion"
@@ -87,7 +70,7 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
         "INGESTION_HOME": str(home),
-        "VIRTUAL_ENV": str(Path(executable(["python"])[0]).parent.parent),
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
     }
     launched = subprocess.run(
         executable(["dg", "launch", "--assets", "bikeshare_history"]),
@@ -111,7 +94,7 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
             start_new_session=True,
         )
         try:
-            wait_until(lambda: graphql(port, "{ version }"), "the web server answered", log)
+            wait_for(lambda: graphql(port, "{ version }"), "the web server answered", log)
             days = [f"2011-04-{day:02d}" for day in range(1, 31)]
             params = {
                 "assetSelection": [{"path": [MONITOR]}],
@@ -126,7 +109,7 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
                 state = graphql(port, STATUS, {"id": backfill})["partitionBackfillOrError"]
                 return state if state["status"].startswith("COMPLETED") else None
 
-            state = wait_until(finished, "the daemon finished the backfill", log)
+            state = wait_for(finished, "the daemon finished the backfill", log)
         finally:
             stop_process_group(server)
 

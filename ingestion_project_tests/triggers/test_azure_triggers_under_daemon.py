@@ -18,25 +18,21 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from ingestion_project.triggers.storage_events import storage_events_sensor_name
 from ingestion_project_tests.azurite import Azurite
 from ingestion_project_tests.catalogs import write_project
-from ingestion_project_tests.deploy.test_deploy_instance import (  # noqa: F401  (fixture)
-    DEPLOY_DIR,
-    PG_HOST,
-    PG_PORT,
-    PG_USER,
-    fresh_database,
-)
-from ingestion_project_tests.triggers.test_sensor_under_daemon import (
+from ingestion_project_tests.deploy.test_deploy_instance import DEPLOY_DIR
+from ingestion_project_tests.eventgrid import KEY_VARIABLE, Lake, blob_event
+from ingestion_project_tests.postgres import PG_HOST, PG_PORT, PG_USER
+from ingestion_project_tests.processes import (
     executable,
+    start_daemon,
     stop_process_group,
+    wait_for,
+    write_workspace,
 )
-from ingestion_project_tests.triggers.test_storage_events import KEY_VARIABLE, Lake, blob_event
 
-GIVE_UP_SECONDS = 180
 PACKAGE = "events_project"
 
 
@@ -44,19 +40,10 @@ def runs_of(instance: dg.DagsterInstance, dataset: str = "trips") -> list[dg.Dag
     return list(instance.get_runs(filters=dg.RunsFilter(tags={"ingestion/dataset": dataset})))
 
 
-def wait_for(condition, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
-    give_up = time.monotonic() + GIVE_UP_SECONDS
-    while time.monotonic() < give_up:
-        if condition():
-            return
-        time.sleep(1)
-    pytest.fail(f"{what} within {GIVE_UP_SECONDS} s:\n{log.read_text()[-6000:]}")
-
-
 @pytest.mark.slow
 def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_daemon(
     tmp_path: Path,
-    fresh_database: str,  # noqa: F811
+    fresh_database: str,
     azurite: Azurite,
     azurite_queue: Azurite,
     monkeypatch: pytest.MonkeyPatch,
@@ -70,21 +57,7 @@ def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_dae
         "trigger": {"data_change": {"every": "5s"}},
     }
     root = write_project(tmp_path / "project", {"catalog": catalog}, package=PACKAGE)
-    (root / "workspace.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {
-                        "python_module": {
-                            "module_name": f"{PACKAGE}.definitions",
-                            "working_directory": str(root),
-                            "location_name": PACKAGE,
-                        }
-                    }
-                ]
-            }
-        )
-    )
+    write_workspace(root, PACKAGE)
     dagster_home, ingestion_home = tmp_path / "dagster", tmp_path / "ingestion"
     dagster_home.mkdir()
     shutil.copy(DEPLOY_DIR / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -128,22 +101,11 @@ def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_dae
     registry = ingestion_home / "datastores" / "workspace_default" / "_registry" / "datasets"
     log = tmp_path / "daemon.log"
 
-    def daemon() -> subprocess.Popen[bytes]:
-        with log.open("ab") as sink:
-            return subprocess.Popen(
-                executable(["dagster-daemon", "run", "-w", "workspace.yaml"]),
-                cwd=root,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
     for key in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        process = daemon()
+        process = start_daemon(root, env, log)
         try:
             event = blob_event("Created", lake.container, "trips/a.csv", 1)
             lake.land("trips/a.csv")
@@ -161,7 +123,7 @@ def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_dae
                 )
 
             stop_process_group(process)
-            process = daemon()
+            process = start_daemon(root, env, log)
             lake.send(event)  # Event Grid delivers at least once: the same event again
             time.sleep(20)  # several 5 s ticks of the restarted daemon
             assert len(runs_of(instance)) == 1

@@ -11,25 +11,23 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-import yaml
 
 from ingestion_project.demo.loop import DEMO_DATA
 from ingestion_project_tests.catalogs import write_catalog, write_project
-from ingestion_project_tests.triggers.test_sensor_under_daemon import (
-    executable,
+from ingestion_project_tests.processes import (
+    start_daemon,
     stop_process_group,
+    wait_for,
+    write_workspace,
 )
 
 PACKAGE = "code_change_project"
 SENSOR = "catalog__code_change"
-GIVE_UP_SECONDS = 180
 CATALOG: dict[str, Any] = {
     "automation": {"code_change": True, "every": "5s"},
     "datasets": {
@@ -46,26 +44,10 @@ def sensor_ticks(instance: dg.DagsterInstance) -> list[Any]:
     return list(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id))
 
 
-def wait_for(condition: Any, what: str, log: Path) -> None:
-    give_up = time.monotonic() + GIVE_UP_SECONDS
-    while time.monotonic() < give_up:
-        if condition():
-            return
-        time.sleep(1)
-    pytest.fail(f"{what} within {GIVE_UP_SECONDS} s:\n{log.read_text()[-6000:]}")
-
-
 @pytest.mark.slow
 def test_an_edit_re_runs_the_edited_dataset_once_under_the_daemon(tmp_path: Path) -> None:
     root = write_project(tmp_path / "project", {"catalog": CATALOG}, package=PACKAGE)
-    location = {
-        "module_name": f"{PACKAGE}.definitions",
-        "working_directory": str(root),
-        "location_name": PACKAGE,
-    }
-    (root / "workspace.yaml").write_text(
-        yaml.safe_dump({"load_from": [{"python_module": location}]})
-    )
+    write_workspace(root, PACKAGE)
     home, dagster_home = tmp_path / "ingestion", tmp_path / "dagster"
     store = home / "datastores" / "workspace_default"
     for folder, month in (("history", 1), ("incoming", 2)):
@@ -76,19 +58,8 @@ def test_an_edit_re_runs_the_edited_dataset_once_under_the_daemon(tmp_path: Path
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "INGESTION_HOME": str(home)}
     log = tmp_path / "daemon.log"
 
-    def daemon() -> subprocess.Popen[bytes]:
-        with log.open("ab") as sink:
-            return subprocess.Popen(
-                executable(["dagster-daemon", "run", "-w", "workspace.yaml"]),
-                cwd=root,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        process = daemon()
+        process = start_daemon(root, env, log)
         try:
             # On from the start; its first ticks record the versions and ask for nothing.
             wait_for(lambda: len(sensor_ticks(instance)) >= 2, "two ticks of the sensor", log)
@@ -98,7 +69,9 @@ def test_an_edit_re_runs_the_edited_dataset_once_under_the_daemon(tmp_path: Path
             edited["datasets"]["history"]["column_types"] = {"weathersit": "string"}
             write_catalog(root / PACKAGE / "defs" / "catalog", edited)
             stop_process_group(process)
-            process = daemon()  # a deploy: the code location loads again, edited
+            process = start_daemon(
+                root, env, log
+            )  # a deploy: the code location loads again, edited
 
             wait_for(
                 lambda: (

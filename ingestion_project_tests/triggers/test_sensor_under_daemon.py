@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 from ingestion_project.demo.loop import INCOMING
 from ingestion_project.triggers.data_change import data_change_sensor_name
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
+from ingestion_project_tests.processes import executable, stop_process_group
 
 SENSOR = data_change_sensor_name("catalog", "30s")
 LOCATION = "ingestion_project"
@@ -45,11 +44,6 @@ def readme_command(*words: str) -> list[str]:
     return found[0]
 
 
-def executable(argv: list[str] | tuple[str, ...]) -> list[str]:
-    """``argv`` with its program taken from the environment running the tests."""
-    return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
-
-
 def write_instance_config(dagster_home: Path) -> None:
     """A SQLite instance that queues requested runs without launching them."""
     dagster_home.mkdir()
@@ -65,20 +59,6 @@ def sensor_state(instance: dg.DagsterInstance):
     states = [state for state in instance.all_instigator_state() if state.name == SENSOR]
     assert len(states) == 1, [state.origin.location_name for state in states]
     return states[0]
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop ``process`` and the code servers it started, which share its process group."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=60)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def wait_for_requested_run(

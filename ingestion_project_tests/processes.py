@@ -1,0 +1,76 @@
+"""Real Dagster processes for tests: a project's workspace, the daemon, waiting on what it does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+import yaml
+
+GIVE_UP_SECONDS = 180
+
+
+def executable(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """``argv`` with its program taken from the environment running the tests."""
+    return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+
+
+def write_workspace(root: Path, package: str) -> Path:
+    """A workspace.yaml naming the project's one code location, ``package``."""
+    location = {
+        "module_name": f"{package}.definitions",
+        "working_directory": str(root),
+        "location_name": package,
+    }
+    path = root / "workspace.yaml"
+    path.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
+    return path
+
+
+def start_daemon(root: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`dagster-daemon run` on the project's workspace, in its own process group."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            executable(["dagster-daemon", "run", "-w", "workspace.yaml"]),
+            cwd=root,
+            env=dict(env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``process`` and the code servers it started, which share its process group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_for(
+    condition: Callable[[], object], what: str, log: Path, seconds: float = GIVE_UP_SECONDS
+) -> object:
+    """``condition()``'s first true value; fail with the log's tail if none comes in time."""
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        try:
+            value = condition()
+        except OSError:  # a server not answering yet
+            value = None
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"{what} within {seconds:.0f} s:\n{log.read_text()[-6000:]}")
