@@ -15,14 +15,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient
-from azure.storage.filedatalake import DataLakeFileClient, FileSystemClient
+from azure.core.paging import PageIterator
+from azure.storage.blob import BlobProperties, ContainerClient
+from azure.storage.filedatalake import DataLakeFileClient, FileSystemClient, PathProperties
 from pydantic import Field
 
 from ingestion_project.datastores.azure_common import (
@@ -34,10 +35,13 @@ from ingestion_project.datastores.azure_common import (
     utc,
 )
 from ingestion_project.datastores.base import (
+    LISTING_PAGE_SIZE,
     DatastoreError,
     FileInfo,
+    ListingPage,
     glob_matches,
     glob_prefix,
+    glob_regex,
     normalize_relative_path,
     validate_glob,
 )
@@ -64,6 +68,7 @@ class AdlsGen2Datastore(AzureStorageDatastore):
 
     kind: ClassVar[str] = "adls_gen2"
     root_field: ClassVar[str] = "filesystem"
+    pages_listings: ClassVar[bool] = True
 
     filesystem: str = Field(description="The file system (container) that holds the data.")
     endpoint: Literal["dfs", "blob"] = Field(
@@ -144,6 +149,63 @@ class AdlsGen2Datastore(AzureStorageDatastore):
                     continue
                 found.append(self._info(relative, blob.size, blob.last_modified, blob.etag))
         return found
+
+    def listing_page(
+        self, pattern: str, token: str | None = None, page_size: int = LISTING_PAGE_SIZE
+    ) -> ListingPage:
+        """One List Blobs (or List Paths) call from ``token``: the matching files, and the next."""
+        clean = validate_glob(pattern, store=self.name)
+        start = glob_prefix(clean)
+        directory = self.full_path(start) if start else self.prefix.strip("/")
+        if self.endpoint == "blob":
+            found, next_token = self._blob_page(directory, pattern, token, page_size)
+        else:
+            found, next_token = self._dfs_page(directory, pattern, token, page_size)
+        regex = glob_regex(clean)
+        matched = [entry for entry in found if regex.fullmatch(entry[0]) is not None]
+        return ListingPage(matched, next_token or None)
+
+    def _blob_page(
+        self, directory: str, pattern: str, token: str | None, page_size: int
+    ) -> tuple[list[tuple[str, int, str]], str | None]:
+        found: list[tuple[str, int, str]] = []
+        with self._container() as container, self.translating_errors("listing", pattern):
+            listing = container.list_blobs(
+                name_starts_with=f"{directory}/" if directory else None,
+                include=["metadata"],
+                results_per_page=page_size,
+            )
+            # The SDK types by_page as an Iterator; it is a PageIterator, which has the token.
+            pages = cast(PageIterator[BlobProperties], listing.by_page(continuation_token=token))
+            for blob in next(pages):
+                relative = self.relative_path(blob.name)
+                if is_folder_marker(blob.metadata) or not is_listed(relative):
+                    continue
+                found.append((relative, int(blob.size or 0), str(blob.etag or "").strip('"')))
+        return found, pages.continuation_token
+
+    def _dfs_page(
+        self, directory: str, pattern: str, token: str | None, page_size: int
+    ) -> tuple[list[tuple[str, int, str]], str | None]:
+        found: list[tuple[str, int, str]] = []
+        with self._filesystem() as filesystem, self.translating_errors("listing", pattern):
+            paths = filesystem.get_paths(
+                path=directory or None, recursive=True, max_results=page_size
+            )
+            pages = cast(PageIterator[PathProperties], paths.by_page(continuation_token=token))
+            try:
+                for item in next(pages):
+                    relative = self.relative_path(item.name)
+                    if item.is_directory or not is_listed(relative):
+                        continue
+                    found.append(
+                        (relative, int(item.content_length or 0), str(item.etag or "").strip('"'))
+                    )
+            except ResourceNotFoundError as error:
+                if storage_error_code(error) != "PathNotFound":
+                    raise  # the start folder may not exist (or be a file): an empty listing
+                return [], None
+        return found, pages.continuation_token
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

@@ -12,10 +12,11 @@ import io
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, ClassVar
+from typing import IO, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
+from azure.core.paging import PageIterator
 from azure.storage.blob import BlobProperties, ContainerClient
 from pydantic import Field, PrivateAttr
 
@@ -27,10 +28,13 @@ from ingestion_project.datastores.azure_common import (
     utc,
 )
 from ingestion_project.datastores.base import (
+    LISTING_PAGE_SIZE,
     DatastoreError,
     FileInfo,
+    ListingPage,
     glob_matches,
     glob_prefix,
+    glob_regex,
     normalize_relative_path,
     validate_glob,
 )
@@ -40,12 +44,13 @@ AZURITE_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
 
 
 def _info(relative: str, properties: BlobProperties) -> FileInfo:
-    return FileInfo(
-        path=relative,
-        size=int(properties.size or 0),
-        modified=utc(properties.last_modified),
-        etag=str(properties.etag or "").strip('"'),
-    )
+    path, size, etag = _entry(relative, properties)
+    return FileInfo(path=path, size=size, modified=utc(properties.last_modified), etag=etag)
+
+
+def _entry(relative: str, properties: BlobProperties) -> tuple[str, int, str]:
+    """The (path, size, etag) a fingerprint needs, without the FileInfo and its datetime."""
+    return relative, int(properties.size or 0), str(properties.etag or "").strip('"')
 
 
 class AzureBlobDatastore(AzureStorageDatastore):
@@ -57,6 +62,7 @@ class AzureBlobDatastore(AzureStorageDatastore):
 
     kind: ClassVar[str] = "azure_blob"
     root_field: ClassVar[str] = "container"
+    pages_listings: ClassVar[bool] = True
 
     container: str = Field(description="The Blob container that holds the data.")
     transfer_chunk_bytes: int = Field(
@@ -106,6 +112,31 @@ class AzureBlobDatastore(AzureStorageDatastore):
                 if glob_matches(clean, relative):
                     found.append(_info(relative, blob))
         return sorted(found, key=lambda info: info.path)
+
+    def listing_page(
+        self, pattern: str, token: str | None = None, page_size: int = LISTING_PAGE_SIZE
+    ) -> ListingPage:
+        """One List Blobs call from ``token``: the matching files among its names, and the next."""
+        clean = validate_glob(pattern, store=self.name)
+        start = "/".join(part for part in (self.prefix.strip("/"), glob_prefix(clean)) if part)
+        regex = glob_regex(clean)
+        container = self._container_client()
+        with self.translating_errors(f"listing '{pattern}'"):
+            listing = container.list_blobs(
+                name_starts_with=f"{start}/" if start else None,
+                include=["metadata"],
+                results_per_page=page_size,
+            )
+            # The SDK types by_page as an Iterator; it is a PageIterator, which has the token.
+            pages = cast(PageIterator[BlobProperties], listing.by_page(continuation_token=token))
+            found: list[tuple[str, int, str]] = []
+            for blob in next(pages):
+                relative = self.relative_path(blob.name)
+                if is_folder_marker(blob.metadata) or not is_listed(relative):
+                    continue
+                if regex.fullmatch(relative) is not None:
+                    found.append(_entry(relative, blob))
+        return ListingPage(found, pages.continuation_token or None)
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

@@ -79,6 +79,11 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 MISSING_SECRET = "missing secret"
+# Fingerprints of listings read a page at a time (see set_digest) start with this.
+SET_FINGERPRINT_PREFIX = "set:"
+_SET_MODULUS = 1 << 256
+# Names per List Blobs / List Paths page: the services' maximum.
+LISTING_PAGE_SIZE = 5000
 
 
 def listing_digest(entries: Iterable[tuple[str, int, str]]) -> str:
@@ -87,6 +92,31 @@ def listing_digest(entries: Iterable[tuple[str, int, str]]) -> str:
     for path, size, etag in sorted(entries):
         digest.update(f"{path}\t{size}\t{etag}\n".encode())
     return digest.hexdigest()
+
+
+def set_digest(entries: Iterable[tuple[str, int, str]], start: int = 0) -> int:
+    """``start`` plus each file's sha256 of (path, size, etag), mod 2**256.
+
+    A sum does not depend on order, so a listing read page by page across sensor ticks, split
+    wherever the service ends a page, adds up to the value of the whole listing.
+    """
+    total = start
+    for path, size, etag in entries:
+        total += int.from_bytes(hashlib.sha256(f"{path}\t{size}\t{etag}".encode()).digest())
+    return total % _SET_MODULUS
+
+
+def set_fingerprint(digest: int) -> str:
+    """A finished ``set_digest``, marked: a ``listing_digest`` of the same files differs."""
+    return f"{SET_FINGERPRINT_PREFIX}{digest:064x}"
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    """The matching files of one page of a listing, and the token that continues it (None: done)."""
+
+    entries: list[tuple[str, int, str]]
+    next_token: str | None = None
 
 
 def secret_field(description: str, *, required: bool = False) -> Any:
@@ -264,6 +294,8 @@ class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
 
     # Network stores measure their time budgets and pause between retries on this clock.
     _clock: Clock = PrivateAttr(default=SYSTEM_CLOCK)
+    # Stores whose service lists a page at a time set this and override ``listing_page``.
+    pages_listings: ClassVar[bool] = False
 
     def using_clock(self, clock: Clock) -> Self:
         """A copy whose retries read the time from ``clock`` and pause through it.
@@ -294,6 +326,18 @@ class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
         if not files:
             return None, 0
         return listing_digest((info.path, info.size, info.etag) for info in files), len(files)
+
+    def listing_page(
+        self, pattern: str, token: str | None = None, page_size: int = LISTING_PAGE_SIZE
+    ) -> ListingPage:
+        """One page of the files matching ``pattern``, from ``token`` (None: the first page).
+
+        Here the whole listing is one page; stores with ``pages_listings`` return one page of
+        the service's listing (``page_size`` names, matching or not) at a time, so a caller
+        can stop between pages and go on later.
+        """
+        files = self.list_files(pattern)
+        return ListingPage([(info.path, info.size, info.etag) for info in files])
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

@@ -4,7 +4,9 @@ For each dataset the cursor holds the last fingerprint and how many changes the 
 The run key is ``dataset:changes:fingerprint``: a repeat tick of the same state gives the same
 key (the daemon runs it once), while A -> B -> A gives three keys, so returning to an earlier
 state still registers a version. Nothing in it comes from the clock. The cursor also says where
-a tick that ran out of time stopped, so the next tick resumes there.
+a tick that ran out of time stopped, so the next tick resumes there, and how far an unfinished
+paged listing got (its continuation token and partial set digest), so the next tick goes on
+from that page instead of listing a large store again from the start.
 """
 
 from __future__ import annotations
@@ -14,11 +16,28 @@ from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
+class ListingScan:
+    """A paged listing a tick began: where the next page starts, and the files seen so far."""
+
+    token: str
+    digest: int
+    files: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"token": self.token, "digest": f"{self.digest:x}", "files": self.files}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | int]) -> ListingScan:
+        return cls(str(data["token"]), int(str(data["digest"]), 16), int(data["files"]))
+
+
+@dataclass(frozen=True)
 class ChangeCursor:
     """What a sensor remembers of one dataset between ticks."""
 
     fingerprint: str | None = None
     changes: int = 0
+    scan: ListingScan | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,11 @@ class WatchCursor:
         data = json.loads(raw)
         return cls(
             datasets={
-                name: ChangeCursor(item.get("fingerprint"), int(item.get("changes", 0)))
+                name: ChangeCursor(
+                    item.get("fingerprint"),
+                    int(item.get("changes", 0)),
+                    ListingScan.from_dict(item["scan"]) if item.get("scan") else None,
+                )
                 for name, item in (data.get("datasets") or {}).items()
             },
             after=data.get("after"),
@@ -45,8 +68,7 @@ class WatchCursor:
         return json.dumps(
             {
                 "datasets": {
-                    name: {"fingerprint": item.fingerprint, "changes": item.changes}
-                    for name, item in sorted(self.datasets.items())
+                    name: _dataset_json(item) for name, item in sorted(self.datasets.items())
                 },
                 "after": self.after,
             },
@@ -65,3 +87,11 @@ class WatchCursor:
             return names
         start = names.index(self.after) + 1
         return names[start:] + names[:start]
+
+
+def _dataset_json(item: ChangeCursor) -> dict[str, object]:
+    """A dataset's entry; ``scan`` only while a listing is unfinished, to keep cursors small."""
+    entry: dict[str, object] = {"fingerprint": item.fingerprint, "changes": item.changes}
+    if item.scan is not None:
+        entry["scan"] = item.scan.to_dict()
+    return entry
