@@ -115,14 +115,29 @@ class ReadOptions(RecordModel):
     encoding: str = "utf-8"
 
 
+class WindowBounds(RecordModel):
+    """The time window a version holds: ``key`` names it, rows and files fall in [start, end).
+
+    Naive timestamps in the data are read in ``timezone``.
+    """
+
+    key: str
+    start: IsoDatetime
+    end: IsoDatetime
+    timezone: str = "UTC"
+
+
 class LoadOptions(RecordModel):
-    """How a version's text becomes typed columns."""
+    """How a version's text becomes typed columns, and which time window of it is kept."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"window"})
 
     header: bool = True
     column_types: dict[str, str] = Field(default_factory=dict)
     partition_format: str | None = None
     path_column: str | None = None
     timestamp_column: str | None = None
+    window: WindowBounds | None = None
 
 
 class DatasetLineage(RecordModel):
@@ -262,6 +277,12 @@ class DatasetVersionRecord(VersionRecord):
     def files(self) -> list[FileInfo]:
         """The pinned files, in the datastore ``manifest_store``."""
         return [entry.file_info() for entry in self.manifest]
+
+    @property
+    def window(self) -> str | None:
+        """The time window this version holds (its partition key), or None for the whole."""
+        options = self.load_options
+        return options.window.key if options is not None and options.window else None
 
 
 class ModelEstimator(RecordModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ PACKAGE_DIR = Path(ingestion_project.__file__).resolve().parent
 
 EXPECTED_ASSETS = {
     "bikeshare_history",
+    "bikeshare_daily",
     "bikeshare_scoring",
     "bikeshare_demand",
     "bikeshare_demand_predictions",
@@ -38,6 +40,7 @@ EXPECTED_CHECKS = {
 }
 EXPECTED_JOBS = {
     "refresh_bikeshare_history",
+    "refresh_bikeshare_daily",
     "retrain_bikeshare_demand",
     "retrain_busy_hours",
     "monitor_weather_daily",
@@ -189,6 +192,31 @@ def test_cli_backfills_a_range_of_monitor_windows_in_one_run(home: Path) -> None
     windows = home / "datastores" / "workspace_default" / "_registry" / "monitors" / "weather_daily"
     assert len(list((windows / "windows").glob("2011-03-??.json"))) == 31
     assert len(list((windows / "windows").glob("2011-03-??.report.json"))) == 31
+
+
+def test_cli_backfills_a_month_of_dataset_windows_in_one_run(home: Path) -> None:
+    # As the README says: `dg launch --assets DATASET --partition-range START...END`.
+    result = run_cli(
+        "dg",
+        "launch",
+        "--assets",
+        "bikeshare_daily",
+        "--partition-range",
+        "2011-03-01...2011-03-31",
+        home=home,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    records = instance.fetch_materializations(dg.AssetKey("bikeshare_daily"), limit=100).records
+    days = [f"2011-03-{day:02d}" for day in range(1, 32)]
+    assert sorted(record.partition_key or "" for record in records) == days
+    assert len({record.run_id for record in records}) == 1
+    registry = home / "datastores" / "workspace_default" / "_registry" / "datasets"
+    windows = registry / "bikeshare_daily" / "windows"
+    assert sorted(path.parent.name for path in windows.glob("*/v000001.json")) == days
+    one_day = json.loads((windows / "2011-03-13" / "v000001.json").read_text())
+    assert [entry["path"] for entry in one_day["manifest"]] == ["bikeshare/history/2011-03.csv"]
+    assert 0 < one_day["row_count"] <= 24
 
 
 def test_dot_env_is_git_ignored() -> None:

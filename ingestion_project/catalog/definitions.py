@@ -21,7 +21,8 @@ from ingestion_project.catalog.spec import (
     StorageEventsTrigger,
     parse_interval_seconds,
 )
-from ingestion_project.datasets.assets import build_dataset_assets
+from ingestion_project.datasets.assets import build_dataset_assets, build_windowed_dataset_asset
+from ingestion_project.datasets.windows import dataset_partitions
 from ingestion_project.monitoring.assets import build_drift_asset, monitor_partitions
 from ingestion_project.monitoring.performance_assets import (
     build_performance_asset,
@@ -38,7 +39,7 @@ from ingestion_project.triggers.drift_retrain import (
     effective_policy,
     retrain_schedule_name,
 )
-from ingestion_project.triggers.schedules import build_dataset_schedule
+from ingestion_project.triggers.schedules import build_dataset_schedule, build_window_schedule
 from ingestion_project.triggers.storage_events import (
     EventWatchedDataset,
     build_storage_event_sensors,
@@ -66,7 +67,11 @@ def build_definitions(
         return list(names) if source is None else catalog.names_in(source, section)
 
     assets: list[dg.AssetsDefinition] = []
-    datasets = {name: catalog.datasets[name] for name in own("datasets")}
+    datasets = {
+        name: catalog.datasets[name]
+        for name in own("datasets")
+        if catalog.datasets[name].windows is None
+    }
     if datasets:
         versions = {name: dataset_code_version(catalog, name) for name in datasets}
         assets.append(
@@ -75,6 +80,12 @@ def build_definitions(
             )
         )
 
+    windowed = [name for name in own("datasets") if catalog.datasets[name].windows is not None]
+    for name in windowed:
+        version = dataset_code_version(catalog, name)
+        assets.append(
+            build_windowed_dataset_asset(name, catalog.datasets[name], catalog.registry, version)
+        )
     for name in own("models"):
         assets.append(build_model_asset(name, catalog, model_code_version(catalog, name)))
         if catalog.models[name].scoring is not None:
@@ -99,6 +110,18 @@ def build_definitions(
             watched.append(WatchedDataset(name, dataset, tuple(selection)))
         elif isinstance(dataset.trigger, StorageEventsTrigger):
             by_events.append(EventWatchedDataset(name, dataset, tuple(selection)))
+        elif dataset.windows is not None:
+            job = dg.define_asset_job(
+                refresh_job_name(name),
+                selection=dg.AssetSelection.assets(name),
+                partitions_def=dataset_partitions(dataset.windows),
+                description=f"Register '{name}' for one time window, or backfill a range of "
+                "them: each window gets its own versions.",
+            )
+            jobs.append(job)
+            if isinstance(dataset.trigger, CronTrigger):
+                partitions = dataset_partitions(dataset.windows)
+                schedules.append(build_window_schedule(name, dataset.trigger, job, partitions))
         elif isinstance(dataset.trigger, CronTrigger):
             job = dg.define_asset_job(
                 refresh_job_name(name),
@@ -184,7 +207,10 @@ def build_definitions(
 def with_code_change_automation(
     assets: list[dg.AssetsDefinition], catalog: ProjectCatalog, name: str, every: int
 ) -> tuple[list[dg.AssetsDefinition], dg.SensorDefinition]:
-    """Every asset but time-window monitors re-runs once when its code version changes.
+    """Every asset but time-windowed ones re-runs once when its code version changes.
+
+    A windowed dataset or monitor is left out: the condition would ask for every past window,
+    a backfill that is the user's decision (launch it from the asset's page or the CLI).
 
     The sensor is on from the start: declaring ``code_change: true`` is the decision to run.
     Its first evaluation only records the code versions; a later one that sees a changed
@@ -193,6 +219,7 @@ def with_code_change_automation(
     """
     condition = dg.AutomationCondition.code_version_changed().with_label("code version changed")
     windowed = {name for name, monitor in catalog.monitors.items() if monitor.frequency is not None}
+    windowed |= {name for name, dataset in catalog.datasets.items() if dataset.windows is not None}
     automated: list[dg.AssetsDefinition] = []
     keys: list[dg.AssetKey] = []
     for item in assets:

@@ -291,7 +291,10 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
             )
 
     def dataset_ref(section: str, name: str, entry: str, dataset: str) -> None:
-        if dataset in project.datasets or dataset in broken["datasets"]:
+        if dataset in project.datasets:
+            _not_windowed(project, section, name, entry, dataset, report)
+            return
+        if dataset in broken["datasets"]:
             return
         report(
             section,
@@ -377,6 +380,28 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
     return problems
 
 
+def _not_windowed(
+    project: ProjectCatalog,
+    section: str,
+    name: str,
+    entry: str,
+    dataset: str,
+    report: Callable[[str, str, str, str, str], None],
+) -> None:
+    """Models and monitors read the latest version of a whole dataset, not one per window."""
+    if project.datasets[dataset].windows is None:
+        return
+    report(
+        section,
+        name,
+        entry,
+        f"dataset '{dataset}' is split into time windows, each with its own versions, and "
+        f"{section} read one latest version of the whole dataset",
+        f"Declare a second dataset over the same files without 'windows' for {section} to "
+        f"read, or leave datasets.{dataset}.windows out",
+    )
+
+
 def _check_monitor(
     project: ProjectCatalog,
     broken: dict[str, set[str]],
@@ -400,6 +425,7 @@ def _check_monitor(
                 f"{did_you_mean(dataset, list(project.datasets))}",
             )
             return False
+        _not_windowed(project, "monitors", name, entry, dataset, report)
         return True
 
     def model_with_scoring(entry: str, model_name: str) -> bool:

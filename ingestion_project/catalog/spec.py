@@ -275,6 +275,35 @@ TriggerSpec = Annotated[
 ]
 
 
+# How long each window or file-date granularity is, to compare them (a month counts as 31 days).
+WINDOW_DAYS = {"second": 0, "minute": 0, "hour": 0, "day": 1, "week": 7, "month": 31, "year": 366}
+
+
+class DatasetWindowsSpec(SpecModel):
+    """Time windows of a dataset: each day, week or month is its own series of versions.
+
+    A window holds the files whose ``partition_format`` date falls in it, and, with a
+    ``timestamp_column``, only the rows stamped in it; past windows can be backfilled.
+    """
+
+    frequency: Literal["day", "week", "month"]
+    start: date
+    end: date | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DatasetWindowsSpec:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("'end' must come after 'start'")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}; use e.g. UTC") from None
+        return self
+
+
 COLUMN_TYPES = ("string", "int64", "float64", "bool", "datetime64[ns]", "category")
 
 
@@ -300,6 +329,7 @@ class DatasetSpec(SpecModel):
     partition_format: str | None = None
     path_column: str | None = None
     timestamp_column: str | None = None
+    windows: DatasetWindowsSpec | None = None
     mode: Literal["reference", "snapshot"] | None = None
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -350,7 +380,46 @@ class DatasetSpec(SpecModel):
                     f"path_column '{self.path_column}' is also a placeholder in "
                     "'partition_format'; rename one"
                 )
+        if self.windows is not None:
+            self._check_windows(self.windows)
         return self
+
+    def _check_windows(self, windows: DatasetWindowsSpec) -> None:
+        """A window must be cut from file dates or row timestamps, and refreshed by window."""
+        if self.query is not None:
+            raise ValueError(
+                "'windows' cut files by their partition date or rows by 'timestamp_column'; a "
+                "SQL dataset cannot be windowed yet: filter its rows in the query instead"
+            )
+        if isinstance(self.trigger, DataChangeTrigger | StorageEventsTrigger):
+            raise ValueError(
+                "a windowed dataset is refreshed window by window: use 'trigger: {cron: ...}' "
+                "(each tick registers the window that just closed) or backfill windows; "
+                "leave 'windows' out to refresh it on data change"
+            )
+        from ingestion_project.datasets.partitions import PartitionFormat, date_granularity
+
+        dated = None
+        if self.partition_format:
+            dated = date_granularity(PartitionFormat(self.partition_format))
+        if dated is None and not self.timestamp_column:
+            raise ValueError(
+                "'windows' need a 'timestamp_column' (rows are kept by their time) or a date "
+                "placeholder in 'partition_format' such as '{date:yyyy/MM/dd}' (files are kept "
+                "by their date)"
+            )
+        if self.kind == "file" and dated is None:
+            raise ValueError(
+                "a windowed 'kind: file' dataset picks files by date: add a date placeholder "
+                "to 'partition_format', e.g. 'data/{date:yyyy/MM/dd}/*.jpg'"
+            )
+        coarser = dated is not None and WINDOW_DAYS[dated] > WINDOW_DAYS[windows.frequency]
+        if coarser and not self.timestamp_column:
+            raise ValueError(
+                f"files dated by {dated} cannot be cut into {windows.frequency} windows "
+                "without 'timestamp_column': declare it, or choose "
+                f"'frequency: {dated}' or longer"
+            )
 
     @field_validator("owners")
     @classmethod
@@ -801,8 +870,8 @@ class AutomationSpec(SpecModel):
 
     ``code_change``: an asset whose code version changed (its YAML entry, what it reads from, or
     the code that builds its kind) re-materializes once, through a declarative-automation sensor
-    that is on from the start (time-window monitors excepted: a backfill of their windows is a
-    decision, not a reflex).
+    that is on from the start (time-window datasets and monitors excepted: a backfill of their
+    windows is a decision, not a reflex).
     """
 
     code_change: bool = False

@@ -35,6 +35,7 @@ from ingestion_project.datasets.versions import (
     verify_version,
     version_files,
 )
+from ingestion_project.datasets.windows import version_series
 from ingestion_project.datastores.base import (
     DatastoreError,
     FileDatastore,
@@ -71,8 +72,10 @@ class DownloadConflictError(DatasetError, FileExistsError):
     """A download would overwrite a local file whose content differs from the version's."""
 
 
-def materialize_hint(name: str) -> str:
+def materialize_hint(name: str, window: str | None = None) -> str:
     """How a person makes the first (or next) version of a dataset, from the project's folder."""
+    if window is not None:
+        return f"dg launch --assets {name} --partition {window}"
     return f"dg launch --assets {name}"
 
 
@@ -248,43 +251,71 @@ class Workspace:
             )
         return summaries
 
-    def versions(self, name: str) -> list[DatasetVersionInfo]:
-        """Every registered version of a dataset, oldest first (empty before the first)."""
-        self._require_known(name)
+    def versions(self, name: str, window: str | None = None) -> list[DatasetVersionInfo]:
+        """Every registered version of a dataset (or of one window), oldest first."""
+        series = self._series(name, window)
         uses = self._model_uses()
         return [
             DatasetVersionInfo.from_record(record, uses.get((name, record.version), []))
-            for record in self.registry.all(name)
+            for record in self.registry.all(series)
         ]
 
-    def get(self, name: str, version: int | None = None) -> DatasetVersion:
+    def windows(self, name: str) -> list[str]:
+        """The time windows of a windowed dataset that have versions, oldest first."""
+        self._require_known(name)
+        return self.registry.windows(name)
+
+    def get(
+        self, name: str, version: int | None = None, *, window: str | None = None
+    ) -> DatasetVersion:
         """A registered version that reads exactly its pinned data.
 
         By default the latest version that passed its checks; a failed version only by its
-        number (its ``quality`` says what failed).
+        number (its ``quality`` says what failed). A windowed dataset numbers the versions of
+        each ``window`` (its partition key, e.g. '2026-01-31') on their own.
         """
-        self._require_known(name)
-        numbers = self.registry.version_numbers(name)
+        series = self._series(name, window)
+        numbers = self.registry.version_numbers(series)
+        hint = materialize_hint(name, window)
+        what = f"dataset '{name}'" + (f" window {window}" if window else "")
         if not numbers:
             raise UnknownDatasetError(
-                f"dataset '{name}' has no version yet. Register one by materializing it: "
-                f"{materialize_hint(name)}"
+                f"{what} has no version yet. Register one by materializing it: {hint}"
             )
         if version is None:
             try:
-                return DatasetVersion(self, name, self.registry.require_latest(name))
+                return DatasetVersion(self, name, self.registry.require_latest(series))
             except NoPassingVersionError as error:
-                raise NoPassingVersionError(
-                    f"{error} To materialize it: {materialize_hint(name)}"
-                ) from None
+                raise NoPassingVersionError(f"{error} To materialize it: {hint}") from None
         number = version
         if number not in numbers:
             raise UnknownDatasetError(
-                f"dataset '{name}' has no version {version} (registered: "
+                f"{what} has no version {version} (registered: "
                 f"{_numbers(numbers)}). Ask for one of those, or leave the version out for the "
                 "latest."
             )
-        return DatasetVersion(self, name, self.registry.get(name, number))
+        return DatasetVersion(self, name, self.registry.get(series, number))
+
+    def _series(self, name: str, window: str | None) -> str:
+        """Where the versions asked for are numbered; a windowed dataset needs its window."""
+        self._require_known(name)
+        spec = self.catalog.datasets.get(name)
+        windowed = spec is not None and spec.windows is not None
+        if windowed and window is None:
+            assert spec is not None and spec.windows is not None
+            registered = self.registry.windows(name)
+            example = registered[-1] if registered else spec.windows.start.isoformat()
+            shown = ", ".join(registered[-5:]) if registered else "none yet"
+            raise UnknownDatasetError(
+                f"dataset '{name}' is split into {spec.windows.frequency} windows, each with its "
+                f"own versions: name one, e.g. window='{example}' (latest registered: {shown})."
+            )
+        if window is not None and not windowed:
+            raise UnknownDatasetError(
+                f"dataset '{name}' has no time windows: leave 'window' out, or declare "
+                f"datasets.{name}.windows."
+            )
+        return version_series(name, window)
 
     def known_datasets(self) -> list[str]:
         """Declared datasets, then any that only the registry still remembers."""

@@ -17,10 +17,11 @@ from ingestion_project.datasets.versions import (
     stores_from_resources,
     version_summary,
 )
+from ingestion_project.datasets.windows import dataset_partitions, version_series, window_bounds
 from ingestion_project.metadata import column_schema, markdown_table
 from ingestion_project.quality.checks import check_results, check_specs
 from ingestion_project.quality.gate import failure_row, failures_text
-from ingestion_project.records import DatasetVersionRecord
+from ingestion_project.records import DatasetVersionRecord, WindowBounds
 
 VERSIONS_SHOWN = 10
 FILES_SHOWN = 20
@@ -52,13 +53,7 @@ def build_dataset_assets(
             kinds=_kinds(spec),
             tags=dict(spec.tags),
             owners=list(spec.owners),
-            metadata={
-                "datastore": spec.datastore,
-                "path": spec.path or "",
-                "query": spec.query or "",
-                "kind": spec.kind,
-                "mode": spec.effective_mode,
-            },
+            metadata=_declared(spec),
             skippable=True,
         )
         for name, spec in datasets.items()
@@ -104,6 +99,95 @@ def build_dataset_assets(
             ) from failed[0][1]
 
     return register_datasets
+
+
+def build_windowed_dataset_asset(
+    name: str, spec: DatasetSpec, registry_spec: RegistrySpec, code_version: str
+) -> dg.AssetsDefinition:
+    """A dataset partitioned by time window: each window registers its own versions.
+
+    A range of windows (a backfill) runs in one run, window by window; a window that cannot
+    register (no files dated in it, a malformed file) does not stop the others, whose
+    materializations are recorded, and the run fails afterwards naming it. A window whose
+    version failed its checks is recorded too (the version is kept, never used) and also fails
+    the run. The checks judge each window's rows when it registers.
+    """
+    assert spec.windows is not None
+    partitions = dataset_partitions(spec.windows)
+    window_text = f"{spec.windows.frequency} windows from {spec.windows.start}"
+
+    @dg.asset(
+        name=name,
+        group_name="datasets",
+        description=spec.description
+        or f"Dataset '{name}': {spec.path} in {spec.datastore}, one version series per window.",
+        code_version=code_version,
+        kinds=_kinds(spec),
+        tags=dict(spec.tags),
+        owners=list(spec.owners),
+        metadata={**_declared(spec), "windows": window_text},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        output_required=False,
+        required_resource_keys={spec.datastore, registry_spec.datastore},
+    )
+    def register_windows(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
+        keys = list(context.partition_keys)
+        unregistered: list[str] = []
+        failed_checks: list[str] = []
+        for key in keys:
+            window = window_bounds(partitions, key)
+            try:
+                outcome, result = register_dataset(
+                    context, name, spec, registry_spec, code_version, window=window
+                )
+            except Exception as error:  # the other windows of the run still register
+                if len(keys) == 1:
+                    raise
+                context.log.error(f"dataset '{name}', window {key}: {error}")
+                unregistered.append(key)
+                continue
+            if not outcome.record.passed:
+                failed_checks.append(key)
+            yield dg.AssetMaterialization(
+                asset_key=name, partition=key, metadata=dict(result.metadata or {})
+            )
+        problems = []
+        if unregistered:
+            problems.append(
+                f"{len(unregistered)} registered nothing ({_listed(unregistered)}; their errors "
+                "are in the run's log)"
+            )
+        if failed_checks:
+            problems.append(
+                f"{len(failed_checks)} registered a version that failed its checks "
+                f"({_listed(failed_checks)}; kept, never used)"
+            )
+        if problems:
+            others = len(keys) - len(unregistered) - len(failed_checks)
+            raise dg.Failure(
+                f"Of {len(keys)} windows of '{name}', " + "; ".join(problems) + f". {others} "
+                "registered or were unchanged; run the failed windows again once their data "
+                "is fixed."
+            )
+        context.log.info(f"{name}: {len(keys)} window(s) registered or unchanged.")
+
+    return register_windows
+
+
+def _listed(keys: list[str]) -> str:
+    return ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+
+
+def _declared(spec: DatasetSpec) -> dict[str, str]:
+    """What the catalog declares of a dataset, shown on its asset before any run."""
+    return {
+        "datastore": spec.datastore,
+        "path": spec.path or "",
+        "query": spec.query or "",
+        "kind": spec.kind,
+        "mode": spec.effective_mode,
+    }
 
 
 def _kinds(spec: DatasetSpec) -> set[str]:
@@ -157,8 +241,10 @@ def register_dataset(
     spec: DatasetSpec,
     registry_spec: RegistrySpec,
     code_version: str,
+    *,
+    window: WindowBounds | None = None,
 ) -> tuple[Registration, dg.MaterializeResult]:
-    """Register a version of one dataset if its data changed; say which version it is now."""
+    """Register a version of one dataset (or window) if its data changed; say which it is now."""
     mode = spec.effective_mode
     store = getattr(context.resources, spec.datastore)
     registry_store = getattr(context.resources, registry_spec.datastore)
@@ -188,22 +274,24 @@ def register_dataset(
             snapshot_store=registry_store if mode == "snapshot" else None,
             snapshot_store_name=registry_spec.datastore if mode == "snapshot" else None,
             upstream=[],
+            window=window,
         )
     record = outcome.record
+    label = name if window is None else f"{name} window {window.key}"
     if outcome.created:
         rows = f", {record.row_count} rows" if record.row_count is not None else ""
         copied = f" (snapshot in '{record.manifest_store}')" if mode == "snapshot" else ""
         context.log.info(
-            f"Registered {name} version {record.version}: {len(record.manifest)} "
+            f"Registered {label} version {record.version}: {len(record.manifest)} "
             f"files{rows}{copied}."
         )
     else:
-        context.log.info(f"{name} is unchanged: still version {record.version}.")
+        context.log.info(f"{label} is unchanged: still version {record.version}.")
     if record.quality is not None and not record.quality.passed:
         context.log.warning(
-            f"{name} version {record.version} FAILED its checks: "
+            f"{label} version {record.version} FAILED its checks: "
             f"{failures_text(record.quality)}. It is kept (load it by number) but never used as "
-            f"the latest; {_used_instead(registry, name)}."
+            f"the latest; {_used_instead(registry, series_of(record))}."
         )
     return outcome, dg.MaterializeResult(
         asset_key=name,
@@ -215,8 +303,9 @@ def register_dataset(
 def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[str, Any]:
     """What the UI shows: the version, its files, and for tables their schema and profile."""
     record = outcome.record
-    shown = registry.version_numbers(record.dataset)[-VERSIONS_SHOWN:]
-    history = [version_summary(registry.get(record.dataset, number)) for number in shown]
+    series = series_of(record)
+    shown = registry.version_numbers(series)[-VERSIONS_SHOWN:]
+    history = [version_summary(registry.get(series, number)) for number in shown]
     metadata: dict[str, Any] = {
         "version": record.version,
         "new_version": outcome.created,
@@ -234,7 +323,7 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
     if record.quality is not None and not record.quality.passed:
         metadata["failed_checks"] = ", ".join(record.quality.failed_checks)
         metadata["quality_failures"] = failures_table(record)
-        metadata["used_instead"] = _used_instead(registry, record.dataset)
+        metadata["used_instead"] = _used_instead(registry, series)
     if record.query is not None:
         metadata["query"] = dg.MetadataValue.md(f"```sql\n{record.query}\n```")
         metadata["tables"] = dg.MetadataValue.json(record.tables or {})
@@ -243,6 +332,11 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
     if record.is_snapshot:
         metadata["snapshot_datastore"] = record.manifest_store
         metadata["snapshot_prefix"] = record.snapshot_prefix or ""
+    if record.load_options is not None and record.load_options.window is not None:
+        bounds = record.load_options.window
+        metadata["window"] = bounds.key
+        metadata["window_start"] = dg.MetadataValue.timestamp(bounds.start)
+        metadata["window_end"] = dg.MetadataValue.timestamp(bounds.end)
     if record.row_count is not None:
         metadata["dagster/row_count"] = record.row_count
     if record.table_schema is not None:
@@ -270,6 +364,11 @@ def failures_table(record: DatasetVersionRecord) -> dg.TableMetadataValue:
     assert record.quality is not None
     rows = [dg.TableRecord(failure_row(failure)) for failure in record.quality.failures]
     return dg.MetadataValue.table(rows, schema=FAILURES_SCHEMA)
+
+
+def series_of(record: DatasetVersionRecord) -> str:
+    """The registry name a version is numbered under: its dataset's, or its window's."""
+    return version_series(record.dataset, record.window)
 
 
 def _used_instead(registry: DatasetRegistry, name: str) -> str:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ingestion_project.catalog.spec import DatasetSpec
+    from ingestion_project.records import WindowBounds
 
 # pandas' default missing-value markers, so CSV reads as pd.read_csv would read it.
 NA_VALUES = [
@@ -80,9 +81,10 @@ class ReadSettings:
     partition_format: str | None = None
     path_column: str | None = None
     timestamp_column: str | None = None
+    window: WindowBounds | None = None
 
     @classmethod
-    def from_spec(cls, spec: DatasetSpec) -> ReadSettings:
+    def from_spec(cls, spec: DatasetSpec, window: WindowBounds | None = None) -> ReadSettings:
         return cls(
             file_format=spec.file_format,
             separator=spec.separator,
@@ -92,6 +94,7 @@ class ReadSettings:
             partition_format=spec.partition_format,
             path_column=spec.path_column,
             timestamp_column=spec.timestamp_column,
+            window=window,
         )
 
     def typed_columns(self) -> dict[str, str]:
@@ -113,6 +116,8 @@ class ReadSettings:
             "partition_format": self.partition_format,
             "path_column": self.path_column,
             "timestamp_column": self.timestamp_column,
+            # Only windowed versions carry the key, so other fingerprints stay as they were.
+            **({"window": self.window.model_dump(mode="json")} if self.window else {}),
         }
 
 

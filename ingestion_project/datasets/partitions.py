@@ -23,6 +23,15 @@ _DATE_FIELDS = {
 }
 
 PartitionValue = str | datetime
+# The finest date token present says how long a dated file's period is.
+_GRANULARITY = (
+    ("ss", "second"),
+    ("mm", "minute"),
+    ("HH", "hour"),
+    ("dd", "day"),
+    ("MM", "month"),
+    ("yyyy", "year"),
+)
 
 
 class PartitionFormatError(ValueError):
@@ -127,6 +136,20 @@ class PartitionFormat:
                     f"is not a valid date for '{part.date_format}' ({error})"
                 ) from None
         return found
+
+
+def date_placeholder(partitions: PartitionFormat) -> PartitionPart | None:
+    """The first ``{name:date format}`` placeholder: the date a file's path gives it."""
+    return next((part for part in partitions.parts if part.date_format), None)
+
+
+def date_granularity(partitions: PartitionFormat) -> str | None:
+    """How long a dated file's period is ('day' for 'yyyy/MM/dd'), or None without a date."""
+    part = date_placeholder(partitions)
+    if part is None or part.date_format is None:
+        return None
+    tokens = set(_DATE_TOKEN.findall(part.date_format))
+    return next(unit for token, unit in _GRANULARITY if token in tokens)
 
 
 def _literal(text: str, whole: str) -> str:

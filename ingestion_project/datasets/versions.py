@@ -35,6 +35,7 @@ from ingestion_project.datasets.snapshot import (
     snapshot_files,
     snapshot_prefix,
 )
+from ingestion_project.datasets.windows import files_in_window, rows_in_window, version_series
 from ingestion_project.datastores.base import FileDatastore, FileInfo
 from ingestion_project.quality.gate import (
     judge,
@@ -49,6 +50,7 @@ from ingestion_project.records import (
     ManifestEntry,
     QualityReport,
     ReadOptions,
+    WindowBounds,
 )
 from ingestion_project.registry import VersionRegistry
 
@@ -112,6 +114,12 @@ class DatasetRegistry(VersionRegistry[DatasetVersionRecord]):
             raise DatasetError(f"dataset '{name}' has no version yet: materialize '{name}' first.")
         raise NoPassingVersionError(no_passing_version_message(name, newest, len(numbers)))
 
+    def windows(self, name: str) -> list[str]:
+        """The time windows of ``name`` that have versions, in order (their partition keys)."""
+        folder = f"{self._folder(version_series(name, '*'))}/v*.json"
+        keys = {info.path.split("/")[-2] for info in self.store.list_files(folder)}
+        return sorted(keys)
+
 
 def dataset_registry(store: FileDatastore, prefix: str) -> DatasetRegistry:
     return DatasetRegistry(store, prefix, "datasets", DatasetVersionRecord)
@@ -140,6 +148,7 @@ def register_file_dataset(
     snapshot_store: FileDatastore | None = None,
     snapshot_store_name: str | None = None,
     upstream: list[dict[str, Any]] | None = None,
+    window: WindowBounds | None = None,
 ) -> Registration:
     """Register a new version if the files or the way they are read changed; else return latest.
 
@@ -150,13 +159,24 @@ def register_file_dataset(
     (streaming) under a fresh :func:`snapshot_prefix` folder of ``snapshot_store`` (default: the
     registry's store), whose catalog name ``snapshot_store_name`` is recorded as the version's
     ``manifest_store``. A failure before the record is written registers nothing; see
-    ``datasets.snapshot`` for the copies it may leave behind.
+    ``datasets.snapshot`` for the copies it may leave behind. With a ``window``, only the
+    window's files and rows are read, and the version is numbered in the window's own series
+    (``datasets.windows``).
     """
-    settings = ReadSettings.from_spec(spec)
+    settings = ReadSettings.from_spec(spec, window)
     files = list_dataset_files(name, spec, store)
     partitions = partition_format(name, settings)
     if partitions is not None:
         _check_partitions(name, spec.datastore, partitions, [info.path for info in files])
+    if window is not None:
+        files = files_in_window(files, partitions, window)
+        if not files:
+            raise DatasetError(
+                f"dataset '{name}': no files of '{spec.path}' in datastore '{spec.datastore}' "
+                f"are dated in window {window.key}. Nothing was registered for it; wait for its "
+                "data to arrive, or leave the window out of the run."
+            )
+    series = version_series(name, window.key if window else None)
     mode = spec.effective_mode
     target, target_name = store, spec.datastore
     if mode == "snapshot":
@@ -173,7 +193,7 @@ def register_file_dataset(
             **settings.load_options(),
         },
     )
-    latest = registry.latest(name, include_failed=True)
+    latest = registry.latest(series, include_failed=True)
     if (
         latest is not None
         and latest.fingerprint == fingerprint
@@ -223,22 +243,22 @@ def register_file_dataset(
                 tags=spec.tags,
             )
 
-        return Registration(record=registry.register(name, build), created=True, frame=frame)
+        return Registration(record=registry.register(series, build), created=True, frame=frame)
 
     if mode == "reference":
         frame = _read_pinned(name, spec, settings, store, files)
         return register_version(files, frame, None, _judge(spec, frame))
-    folder = snapshot_prefix(registry.prefix, name, new_snapshot_token())
+    folder = snapshot_prefix(registry.prefix, series, new_snapshot_token())
     copies = snapshot_files(name, files, store, target, folder)
     try:
-        _require_unchanged(name, spec, store, listing, "copied")
+        _require_unchanged(name, spec, settings, store, listing, "copied")
         frame = None
         if spec.kind == "tabular":
             logical = [info.path for info in files]
             where = _where(target, spec.datastore, snapshot_in=target_name)
             frame = _read_frame(name, settings, target, copies, logical, where)
         quality = _judge(spec, frame)
-        racer = registry.latest(name, include_failed=True)
+        racer = registry.latest(series, include_failed=True)
     except BaseException as error:
         discard_copies(target, [copy.path for copy in copies], error)
         raise
@@ -269,7 +289,7 @@ def _read_pinned(
         return None
     logical = [info.path for info in files]
     frame = _read_frame(name, settings, store, files, logical, _where(store, spec.datastore))
-    _require_unchanged(name, spec, store, listing_fingerprint(files), "read")
+    _require_unchanged(name, spec, settings, store, listing_fingerprint(files), "read")
     return frame
 
 
@@ -285,9 +305,17 @@ def _snapshot_target(
 
 
 def _require_unchanged(
-    name: str, spec: DatasetSpec, store: FileDatastore, listing: str, action: str
+    name: str,
+    spec: DatasetSpec,
+    settings: ReadSettings,
+    store: FileDatastore,
+    listing: str,
+    action: str,
 ) -> None:
-    if listing_fingerprint(store.list_files(spec.path or "")) != listing:
+    files = store.list_files(spec.path or "")
+    if settings.window is not None:
+        files = files_in_window(files, partition_format(name, settings), settings.window)
+    if listing_fingerprint(files) != listing:
         raise DatasetError(
             f"dataset '{name}': files under '{spec.path}' in datastore '{spec.datastore}' "
             f"changed while they were being {action}. Nothing was registered; run the "
@@ -379,6 +407,15 @@ def _read_frame(
             # Files with different categories concatenate to object: categorize the whole.
             frame[column] = frame[column].astype("category")
     if settings.timestamp_column:
+        if settings.window is not None:
+            frame = rows_in_window(frame, settings.timestamp_column, settings.window)
+            if frame.empty:
+                raise DatasetError(
+                    f"dataset '{name}': none of its {len(files)} file(s) in {where} has a row "
+                    f"whose '{settings.timestamp_column}' is in window {settings.window.key}. "
+                    "Nothing was registered for it; wait for "
+                    "its data to arrive, or leave the window out of the run."
+                )
         frame = frame.sort_values(settings.timestamp_column, kind="stable", ignore_index=True)
     return frame
 
@@ -534,6 +571,8 @@ def verify_version(record: DatasetVersionRecord, stores: StoreOrStores) -> None:
     if not changed:
         return
     name, version = record.dataset, record.version
+    if record.window is not None:
+        version = f"{version} of window {record.window}"
     if record.is_snapshot:
         raise SnapshotChangedError(
             f"dataset '{name}' version {version} is a snapshot, but its copies in datastore "
@@ -564,6 +603,7 @@ def record_settings(record: DatasetVersionRecord, spec: DatasetSpec | None = Non
         partition_format=loading.partition_format,
         path_column=loading.path_column,
         timestamp_column=loading.timestamp_column,
+        window=loading.window,
     )
 
 
@@ -683,6 +723,8 @@ def iter_version_batches(
                 except MalformedFileError as error:
                     raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
                 row += len(frame)
+                if settings.window is not None and settings.timestamp_column:
+                    frame = rows_in_window(frame, settings.timestamp_column, settings.window)
                 if schema is None:
                     schema, first = _stream_schema(frame), path
                 yield _record_batch(name, frame, schema, path, first)

@@ -23,6 +23,7 @@ from ingestion_project.datasets.versions import (
     dataset_registry,
     stores_from_resources,
 )
+from ingestion_project.datasets.windows import partitions_for
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.drift.summaries import CATEGORICAL, BaselineSummary
 from ingestion_project.monitoring.alerting import alert_drift
@@ -54,23 +55,18 @@ from ingestion_project.records import DatasetVersionRecord, DriftWindowRecord
 from ingestion_project.training.assets import model_registry, predictions_asset_name
 
 RESULT_ID = "drift_result_id"
-PARTITION_CLASSES: dict[str, Any] = {
-    "day": dg.DailyPartitionsDefinition,
-    "week": dg.WeeklyPartitionsDefinition,
-    "month": dg.MonthlyPartitionsDefinition,
-}
 
 
 def monitor_partitions(catalog: ProjectCatalog, name: str) -> dg.TimeWindowPartitionsDefinition:
     """Day, week or month windows from the monitor's ``start`` (to ``end``), in its timezone."""
     spec = catalog.monitors[name]
     assert spec.frequency is not None and spec.start is not None
-    partitions: dg.TimeWindowPartitionsDefinition = PARTITION_CLASSES[spec.frequency](
-        start_date=spec.start.isoformat(),
-        end_date=spec.end.isoformat() if spec.end else None,
-        timezone=spec.timezone,
+    return partitions_for(
+        spec.frequency,
+        spec.start.isoformat(),
+        spec.end.isoformat() if spec.end else None,
+        spec.timezone,
     )
-    return partitions
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec, ModelSpec
 from ingestion_project.datasets.versions import DatasetRegistry, iter_version_batches
+from ingestion_project.datasets.windows import in_zone
 from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord
 from ingestion_project.training.scoring import (
@@ -97,14 +98,10 @@ def in_window(
             f"(they have: {', '.join(map(str, frame.columns))}). Declare the dataset's "
             "timestamp_column."
         )
-    stamps = pd.to_datetime(frame[column], errors="coerce")
     zone = (start or end).tzinfo if (start or end) is not None else None  # type: ignore[union-attr]
+    stamps = pd.to_datetime(frame[column], errors="coerce")
     if zone is not None:
-        stamps = (
-            stamps.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-            if stamps.dt.tz is None
-            else stamps.dt.tz_convert(zone)
-        )
+        stamps = in_zone(stamps, zone)
     keep = pd.Series(True, index=frame.index)
     if start is not None:
         keep &= stamps >= start

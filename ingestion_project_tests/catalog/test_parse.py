@@ -758,7 +758,7 @@ def test_a_name_declared_twice_in_one_file_is_refused(tmp_path: Path) -> None:
 def test_project_catalog_loads() -> None:
     spec = load_project(PROJECT_CATALOG.parent).catalog
 
-    assert sorted(spec.datasets) == ["bikeshare_history", "bikeshare_scoring"]
+    assert sorted(spec.datasets) == ["bikeshare_daily", "bikeshare_history", "bikeshare_scoring"]
     assert sorted(spec.models) == ["bikeshare_demand", "busy_hours"]
     assert sorted(spec.monitors) == ["bikeshare_drift", "busy_hours_drift", "weather_daily"]
     assert spec.models["busy_hours"].task_name == "classification"

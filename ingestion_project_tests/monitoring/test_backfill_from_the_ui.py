@@ -1,8 +1,8 @@
-"""A backfill of monitor windows launched as the web UI launches it, run by `dg dev`'s daemon.
+"""Backfills of monitor and dataset windows launched as the web UI launches them, run by `dg dev`.
 
 The UI's "Materialize" on a partitioned asset sends GraphQL's `launchPartitionBackfill`; the
-daemon then runs it. With the monitor's single-run backfill policy, a month of daily windows is
-one run, and each window is a partition with the figures the UI plots.
+daemon then runs it. With the single-run backfill policy, a month of daily windows is one run,
+and each window is a partition: drift figures the UI plots, or a dataset version of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
 from ingestion_project_tests.processes import executable, stop_process_group, wait_for
 
 MONITOR = "weather_daily"
+DATASET = "bikeshare_daily"
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -96,30 +97,37 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
         try:
             wait_for(lambda: graphql(port, "{ version }"), "the web server answered", log)
             days = [f"2011-04-{day:02d}" for day in range(1, 31)]
-            params = {
-                "assetSelection": [{"path": [MONITOR]}],
-                "partitionNames": days,
-                "fromFailure": False,
-            }
-            answer = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
-            assert answer["__typename"] == "LaunchBackfillSuccess", answer
-            backfill = answer["backfillId"]
-
-            def finished() -> dict[str, Any] | None:
-                state = graphql(port, STATUS, {"id": backfill})["partitionBackfillOrError"]
-                return state if state["status"].startswith("COMPLETED") else None
-
-            state = wait_for(finished, "the daemon finished the backfill", log)
+            states = {asset: backfill(port, asset, days, log) for asset in (MONITOR, DATASET)}
         finally:
             stop_process_group(server)
 
-    assert state["status"] == "COMPLETED_SUCCESS", state
-    assert [run["status"] for run in state["runs"]] == ["SUCCESS"]
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        records = instance.fetch_materializations(dg.AssetKey(MONITOR), limit=100).records
-        assert sorted(record.partition_key or "" for record in records) == days
-        assert {record.run_id for record in records} == {state["runs"][0]["runId"]}
-        for record in records:
+        for asset, state in states.items():
+            assert state["status"] == "COMPLETED_SUCCESS", state
+            assert [run["status"] for run in state["runs"]] == ["SUCCESS"]
+            records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
+            assert sorted(record.partition_key or "" for record in records) == days
+            assert {record.run_id for record in records} == {state["runs"][0]["runId"]}
+        for record in instance.fetch_materializations(dg.AssetKey(MONITOR), limit=100).records:
             event = record.asset_materialization
             assert event is not None
             assert {"drift_share", "drift_magnitude", "drift_alarm"} <= set(event.metadata)
+    windows = home / "datastores" / "workspace_default" / "_registry" / "datasets" / DATASET
+    assert sorted(path.parent.name for path in windows.glob("windows/*/v000001.json")) == days
+
+
+def backfill(port: int, asset: str, partitions: list[str], log: Path) -> dict[str, Any]:
+    """Launch a backfill of ``partitions`` as the UI's Materialize does; its finished state."""
+    params = {
+        "assetSelection": [{"path": [asset]}],
+        "partitionNames": partitions,
+        "fromFailure": False,
+    }
+    answer = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+
+    def finished() -> dict[str, Any] | None:
+        state = graphql(port, STATUS, {"id": answer["backfillId"]})["partitionBackfillOrError"]
+        return state if state["status"].startswith("COMPLETED") else None
+
+    return wait_for(finished, f"the daemon finished the backfill of {asset}", log)
