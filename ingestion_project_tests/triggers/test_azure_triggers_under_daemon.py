@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -72,6 +73,13 @@ def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_dae
         "DAGSTER_PG_DB": fresh_database,
         KEY_VARIABLE: azurite.account_key,
         "NO_PROXY": "127.0.0.1,localhost",
+        # The production instance keeps compute logs in Blob Storage: here, Azurite's.
+        "DAGSTER_COMPUTE_LOGS_ACCOUNT_URL": azurite.account_url,
+        "DAGSTER_COMPUTE_LOGS_ACCOUNT": azurite.account_name,
+        "DAGSTER_COMPUTE_LOGS_CONTAINER": lake.blobs.create_container(
+            f"logs{uuid.uuid4().hex[:12]}"
+        ).container_name,
+        "DAGSTER_COMPUTE_LOGS_KEY": azurite.account_key,
     }
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         env.pop(name, None)
@@ -102,6 +110,8 @@ def test_landed_files_are_registered_once_by_events_and_by_polling_under_the_dae
     log = tmp_path / "daemon.log"
 
     for key in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(key, env[key])
+    for key in [name for name in env if name.startswith("DAGSTER_COMPUTE_LOGS_")]:
         monkeypatch.setenv(key, env[key])
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:

@@ -1,0 +1,1 @@
+"""What production processes need besides the catalog: compute-log storage and the executor."""
