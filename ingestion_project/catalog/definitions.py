@@ -23,7 +23,7 @@ from ingestion_project.catalog.spec import (
 )
 from ingestion_project.datasets.assets import build_dataset_assets, build_windowed_dataset_asset
 from ingestion_project.datasets.windows import dataset_partitions
-from ingestion_project.monitoring.assets import build_drift_asset, monitor_partitions
+from ingestion_project.monitoring.assets import build_drift_asset
 from ingestion_project.monitoring.performance_assets import (
     build_performance_asset,
     performance_asset_name,
@@ -114,7 +114,6 @@ def build_definitions(
             job = dg.define_asset_job(
                 refresh_job_name(name),
                 selection=dg.AssetSelection.assets(name),
-                partitions_def=dataset_partitions(dataset.windows),
                 description=f"Register '{name}' for one time window, or backfill a range of "
                 "them: each window gets its own versions.",
             )
@@ -136,16 +135,23 @@ def build_definitions(
     if by_events:
         sensors.extend(build_storage_event_sensors(op_prefix, by_events))
     for name in own("monitors"):
-        if catalog.monitors[name].frequency is None:
+        monitor = catalog.monitors[name]
+        if monitor.frequency is None:
             continue
         job = dg.define_asset_job(
             monitor_job_name(name),
             selection=dg.AssetSelection.assets(name),
-            partitions_def=monitor_partitions(catalog, name),
             description=f"Measure drift of '{name}' for one window, or backfill a range of them.",
         )
         jobs.append(job)
-        schedules.append(dg.build_schedule_from_partitioned_job(job, name=f"{name}_schedule"))
+        schedules.append(
+            dg.build_schedule_from_partitioned_job(
+                job,
+                name=f"{name}_schedule",
+                description=f"Measures drift of '{name}' for each {monitor.frequency} once it "
+                "has closed; past ones are backfilled from the asset's page or the CLI.",
+            )
+        )
     for name in own("models"):
         model = catalog.models[name]
         monitors = [m for m, spec in catalog.monitors.items() if spec.model == name]

@@ -307,6 +307,17 @@ class DatasetWindowsSpec(SpecModel):
 COLUMN_TYPES = ("string", "int64", "float64", "bool", "datetime64[ns]", "category")
 
 
+def checked_owners(owners: list[str]) -> list[str]:
+    """Owners as the Dagster UI shows them: email addresses or 'team:<name>'."""
+    for owner in owners:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+", owner):
+            raise ValueError(
+                f"owner '{owner}' must be an email address or 'team:<name>' (as the "
+                "Dagster UI shows owners)"
+            )
+    return owners
+
+
 class DatasetSpec(SpecModel):
     """A registered, versioned reference into a datastore (Azure ML's data asset).
 
@@ -424,13 +435,7 @@ class DatasetSpec(SpecModel):
     @field_validator("owners")
     @classmethod
     def _owners(cls, value: list[str]) -> list[str]:
-        for owner in value:
-            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+", owner):
-                raise ValueError(
-                    f"owner '{owner}' must be an email address or 'team:<name>' (as the "
-                    "Dagster UI shows owners)"
-                )
-        return value
+        return checked_owners(value)
 
     @property
     def effective_mode(self) -> str:
@@ -625,6 +630,12 @@ class ModelSpec(SpecModel):
     scoring: ScoringSpec | None = None
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    owners: list[str] = Field(default_factory=list)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        return checked_owners(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -798,6 +809,13 @@ class MonitorSpec(SpecModel):
     )
     report_rows: int = Field(default=5_000, ge=100, le=200_000)
     description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    owners: list[str] = Field(default_factory=list)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        return checked_owners(value)
 
     @field_validator("baseline", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """One software-defined asset per dataset: materializing it registers a version."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -15,13 +15,12 @@ from ingestion_project.datasets.versions import (
     load_version,
     register_file_dataset,
     stores_from_resources,
-    version_summary,
 )
 from ingestion_project.datasets.windows import dataset_partitions, version_series, window_bounds
-from ingestion_project.metadata import column_schema, markdown_table
-from ingestion_project.quality.checks import check_results, check_specs
-from ingestion_project.quality.gate import failure_row, failures_text
-from ingestion_project.records import DatasetVersionRecord, WindowBounds
+from ingestion_project.metadata import TEXT_CHARS, cell, column_schema, table, timestamp
+from ingestion_project.quality.checks import check_results, check_specs, failures_table
+from ingestion_project.quality.gate import failures_text, quality_word
+from ingestion_project.records import DatasetVersionRecord, ProfileRow, WindowBounds
 
 VERSIONS_SHOWN = 10
 FILES_SHOWN = 20
@@ -181,10 +180,9 @@ def _listed(keys: list[str]) -> str:
 
 def _declared(spec: DatasetSpec) -> dict[str, str]:
     """What the catalog declares of a dataset, shown on its asset before any run."""
+    declared = {"datastore": spec.datastore, "path": spec.path, "query": spec.query}
     return {
-        "datastore": spec.datastore,
-        "path": spec.path or "",
-        "query": spec.query or "",
+        **{key: value for key, value in declared.items() if value},
         "kind": spec.kind,
         "mode": spec.effective_mode,
     }
@@ -301,11 +299,15 @@ def register_dataset(
 
 
 def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[str, Any]:
-    """What the UI shows: the version, its files, and for tables their schema and profile."""
+    """What the UI shows: the version, its files, and for tables their schema and profile.
+
+    Lists are narrow typed tables (a fingerprint by its first 12 characters, times to the
+    minute) so the asset page fits a laptop screen; the row count is a plain number, plotted.
+    """
     record = outcome.record
     series = series_of(record)
     shown = registry.version_numbers(series)[-VERSIONS_SHOWN:]
-    history = [version_summary(registry.get(series, number)) for number in shown]
+    history = [registry.get(series, number) for number in shown]
     metadata: dict[str, Any] = {
         "version": record.version,
         "new_version": outcome.created,
@@ -315,55 +317,114 @@ def dataset_metadata(outcome: Registration, registry: DatasetRegistry) -> dict[s
         "fingerprint": record.fingerprint,
         "files": len(record.manifest),
         "bytes": record.bytes,
-        "file_list": dg.MetadataValue.md(files_table(record)),
-        "versions": dg.MetadataValue.md(markdown_table(history[::-1])),
-        "registered_by_run": record.lineage.run_id or "",
-        "upstream": dg.MetadataValue.json(record.lineage.upstream),
     }
+    if record.registered_at is not None:
+        metadata["registered_at"] = timestamp(record.registered_at)
+    if record.lineage.run_id:
+        metadata["registered_by_run"] = dg.MetadataValue.dagster_run(record.lineage.run_id)
+    if record.lineage.upstream:
+        metadata["upstream"] = dg.MetadataValue.json(record.lineage.upstream)
+    metadata["versions"] = versions_table(history[::-1])
+    metadata.update(files_table(record))
     if record.quality is not None and not record.quality.passed:
         metadata["failed_checks"] = ", ".join(record.quality.failed_checks)
-        metadata["quality_failures"] = failures_table(record)
+        metadata["quality_failures"] = failures_table(record.quality.failures)
         metadata["used_instead"] = _used_instead(registry, series)
     if record.query is not None:
         metadata["query"] = dg.MetadataValue.md(f"```sql\n{record.query}\n```")
-        metadata["tables"] = dg.MetadataValue.json(record.tables or {})
+    if record.tables:
+        rows = [{"table": name, "fingerprint": mark[:12]} for name, mark in record.tables.items()]
+        metadata["tables"] = table(rows, TABLES_COLUMNS)
     if record.warnings:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in record.warnings))
     if record.is_snapshot:
         metadata["snapshot_datastore"] = record.manifest_store
-        metadata["snapshot_prefix"] = record.snapshot_prefix or ""
+        if record.snapshot_prefix:
+            metadata["snapshot_prefix"] = dg.MetadataValue.path(record.snapshot_prefix)
     if record.load_options is not None and record.load_options.window is not None:
         bounds = record.load_options.window
         metadata["window"] = bounds.key
-        metadata["window_start"] = dg.MetadataValue.timestamp(bounds.start)
-        metadata["window_end"] = dg.MetadataValue.timestamp(bounds.end)
+        metadata["window_start"] = timestamp(bounds.start)
+        metadata["window_end"] = timestamp(bounds.end)
     if record.row_count is not None:
         metadata["dagster/row_count"] = record.row_count
     if record.table_schema is not None:
         metadata["dagster/column_schema"] = column_schema(record.table_schema)
     if record.profile is not None:
-        rows = [row.model_dump() for row in record.profile]
-        metadata["profile"] = dg.MetadataValue.md(markdown_table(rows))
+        metadata.update(profile_tables(record.profile))
     return metadata
 
 
-FAILURES_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn("check", "string"),
-        dg.TableColumn("expectation", "string"),
-        dg.TableColumn("column", "string"),
-        dg.TableColumn("unexpected_count", "int"),
-        dg.TableColumn("examples", "string"),
-        dg.TableColumn("error", "string"),
+VERSIONS_COLUMNS = [
+    dg.TableColumn("version", "int"),
+    dg.TableColumn("quality", "string"),
+    dg.TableColumn("registered", "string", description="UTC, to the minute"),
+    dg.TableColumn("rows", "int"),
+    dg.TableColumn("files", "int"),
+    dg.TableColumn("fingerprint", "string", description="its first 12 characters"),
+    dg.TableColumn("run", "string", description="the run that registered it: first 8"),
+]
+FILES_COLUMNS = [
+    dg.TableColumn("path", "string"),
+    dg.TableColumn("bytes", "int"),
+    dg.TableColumn("modified", "string", description="UTC, to the minute"),
+]
+TABLES_COLUMNS = [
+    dg.TableColumn("table", "string"),
+    dg.TableColumn("fingerprint", "string", description="its first 12 characters"),
+]
+PROFILE_COLUMNS = [
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("type", "string"),
+    dg.TableColumn("nulls", "int"),
+    dg.TableColumn("distinct", "int"),
+]
+STATS_COLUMNS = [
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("min", "string"),
+    dg.TableColumn("max", "string"),
+    dg.TableColumn("mean", "float"),
+]
+
+
+def versions_table(records: Sequence[DatasetVersionRecord]) -> dg.TableMetadataValue:
+    """The latest versions, newest first: one narrow row each."""
+    rows = [
+        {
+            "version": item.version,
+            "quality": quality_word(item),
+            "registered": item.registered_at,
+            "rows": item.row_count,
+            "files": len(item.manifest),
+            "fingerprint": item.fingerprint[:12],
+            "run": (item.lineage.run_id or "")[:8],
+        }
+        for item in records
     ]
-)
+    return table(rows, VERSIONS_COLUMNS)
 
 
-def failures_table(record: DatasetVersionRecord) -> dg.TableMetadataValue:
-    """The expectations a failed version did not meet, as a table the UI renders."""
-    assert record.quality is not None
-    rows = [dg.TableRecord(failure_row(failure)) for failure in record.quality.failures]
-    return dg.MetadataValue.table(rows, schema=FAILURES_SCHEMA)
+def profile_tables(profile: Sequence[ProfileRow]) -> dict[str, dg.TableMetadataValue]:
+    """Counts per column, then min, max and mean of the columns that have them: two tables."""
+    stats = [
+        {
+            "column": row.column,
+            "min": _stat(row.min),
+            "max": _stat(row.max),
+            "mean": None if row.mean is None else float(row.mean),
+        }
+        for row in profile
+        if (row.min, row.max, row.mean) != (None, None, None)
+    ]
+    return {
+        "profile": table([row.model_dump() for row in profile], PROFILE_COLUMNS),
+        "profile_stats": table(stats, STATS_COLUMNS),
+    }
+
+
+def _stat(value: float | str | None) -> str | None:
+    """A min or max as text (numbers to four significant digits): one column holds both kinds."""
+    return None if value is None else str(cell(value))
 
 
 def series_of(record: DatasetVersionRecord) -> str:
@@ -378,14 +439,19 @@ def _used_instead(registry: DatasetRegistry, name: str) -> str:
     return f"its consumers use version {latest.version}, the latest that passed its checks"
 
 
-def files_table(record: DatasetVersionRecord) -> str:
-    """The first files of a version (their original paths, for snapshots) as a markdown table."""
+def files_table(record: DatasetVersionRecord) -> dict[str, Any]:
+    """The first files of a version (their original paths, for snapshots), and how many more."""
     listed = record.source_manifest or record.manifest
     rows = [
-        {"path": entry.path, "bytes": entry.size, "modified": entry.modified.isoformat()}
+        {"path": _tail(entry.path), "bytes": entry.size, "modified": entry.modified}
         for entry in listed[:FILES_SHOWN]
     ]
-    table = markdown_table(rows)
+    shown: dict[str, Any] = {"file_list": table(rows, FILES_COLUMNS)}
     if len(listed) > FILES_SHOWN:
-        table += f"\n\n_{len(listed) - FILES_SHOWN} more files not shown._"
-    return table
+        shown["file_list_note"] = f"the first {FILES_SHOWN} of {len(listed)} files"
+    return shown
+
+
+def _tail(path: str) -> str:
+    """A long path by its end, where the file's name is."""
+    return path if len(path) <= TEXT_CHARS else "…" + path[-(TEXT_CHARS - 1) :]

@@ -294,6 +294,8 @@ def _latest_asset(plan: MonitorPlan, code_version: str) -> dg.AssetsDefinition:
         code_version=code_version,
         required_resource_keys=plan.stores,
         kinds={"drift"},
+        tags=dict(spec.tags),
+        owners=list(spec.owners),
     )
     def drift_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         run = _Run(context, plan)
@@ -336,7 +338,9 @@ def _latest_asset(plan: MonitorPlan, code_version: str) -> dg.AssetsDefinition:
         if run.champion is not None:
             extra["model_version"] = run.champion.version
         if spec.report:
-            extra["report_path"] = _html_report(run, baseline, target, summary, inputs, window)
+            extra["report_path"] = dg.MetadataValue.path(
+                _html_report(run, baseline, target, summary, inputs, window)
+            )
         _log(context, record)
         if record.alarm:
             alert_drift(context, plan.catalog, plan.name, record)
@@ -366,6 +370,8 @@ def _windowed_asset(plan: MonitorPlan, code_version: str) -> dg.AssetsDefinition
         code_version=code_version,
         required_resource_keys=plan.stores,
         kinds={"drift"},
+        tags=dict(spec.tags),
+        owners=list(spec.owners),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )

@@ -21,7 +21,7 @@ from ingestion_project.datasets.versions import (
     stores_from_resources,
 )
 from ingestion_project.datastores.base import FileDatastore
-from ingestion_project.metadata import markdown_table
+from ingestion_project.metadata import table
 from ingestion_project.monitoring.alerting import alert_performance_drop
 from ingestion_project.records import (
     ModelVersionRecord,
@@ -91,6 +91,8 @@ def build_performance_asset(
         code_version=code_version,
         required_resource_keys=stores,
         kinds={"scikit-learn"},
+        tags=dict(spec.tags),
+        owners=list(spec.owners),
         output_required=False,
     )
     def performance_asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
@@ -138,11 +140,11 @@ def build_performance_asset(
                     asset_key=performance_asset_name(name), metadata=_metadata(record, metric)
                 )
             )
-        history = _history(registry_store, prefix, name, metric)
+        history = _history(registry_store, prefix, name)
         yield dg.MaterializeResult(
             metadata={
                 **_metadata(windows[-1], metric),
-                "windows": dg.MetadataValue.md(markdown_table(history[-WINDOWS_SHOWN:][::-1])),
+                "windows": windows_table(history[-WINDOWS_SHOWN:][::-1], metric),
             }
         )
 
@@ -229,30 +231,43 @@ def _metadata(record: WindowPerformance, metric: str) -> dict[str, Any]:
         "model_version": record.model_version,
         "labelled_rows": record.labelled_rows,
         "evidence_key": f"labels:{record.dataset}:v{record.dataset_version}",
-        f"realized_{metric}": realized,
     }
+    if realized is not None:
+        figures[f"realized_{metric}"] = float(realized)
     if record.reference is not None:
-        figures[f"reference_{metric}"] = record.reference
+        figures[f"reference_{metric}"] = float(record.reference)
     if estimated is not None:
-        figures[f"estimated_{metric}"] = estimated
+        figures[f"estimated_{metric}"] = float(estimated)
         if realized is not None:
             figures["estimation_error"] = round(estimated - realized, 4)
     return figures
 
 
-def _history(store: FileDatastore, prefix: str, model: str, metric: str) -> list[dict[str, Any]]:
-    rows = []
-    for info in store.list_files(f"{prefix}/performance/{model}/*.json"):
-        record = load_window(store, info.path)
-        if record is None:
-            continue
-        rows.append(
-            {
-                "window": record.window,
-                "model": f"v{record.model_version}",
-                f"estimated {metric}": (record.estimated or {}).get(metric),
-                f"realized {metric}": (record.realized or {}).get(metric),
-                "labelled rows": record.labelled_rows,
-            }
-        )
-    return rows
+def _history(store: FileDatastore, prefix: str, model: str) -> list[WindowPerformance]:
+    records = (
+        load_window(store, info.path)
+        for info in store.list_files(f"{prefix}/performance/{model}/*.json")
+    )
+    return [record for record in records if record is not None]
+
+
+def windows_table(records: list[WindowPerformance], metric: str) -> dg.TableMetadataValue:
+    """The latest scored windows, newest first: estimated beside realized, one narrow row each."""
+    columns = [
+        dg.TableColumn("window", "string"),
+        dg.TableColumn("model_version", "int"),
+        dg.TableColumn(f"estimated_{metric}", "float", description="when it was scored"),
+        dg.TableColumn(f"realized_{metric}", "float", description="once its labels arrived"),
+        dg.TableColumn("labelled_rows", "int"),
+    ]
+    rows = [
+        {
+            "window": record.window,
+            "model_version": record.model_version,
+            f"estimated_{metric}": (record.estimated or {}).get(metric),
+            f"realized_{metric}": (record.realized or {}).get(metric),
+            "labelled_rows": record.labelled_rows,
+        }
+        for record in records
+    ]
+    return table(rows, columns)

@@ -6,13 +6,14 @@ failed check stops what depends on the dataset in the same run, and the failed v
 taken as latest by anything that runs later.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec
-from ingestion_project.metadata import markdown_table
+from ingestion_project.metadata import table
 from ingestion_project.quality.expectations import check_description, run_checks
 from ingestion_project.quality.gate import (
     checks_fingerprint,
@@ -22,9 +23,18 @@ from ingestion_project.quality.gate import (
     quality_report,
     quality_word,
 )
-from ingestion_project.records import DatasetVersionRecord, QualityReport
+from ingestion_project.records import DatasetVersionRecord, FailedExpectation, QualityReport
 
-__all__ = ["check_results", "check_specs", "named_checks"]
+__all__ = ["check_results", "check_specs", "failures_table", "named_checks"]
+
+FAILURES_COLUMNS = [
+    dg.TableColumn("check", "string"),
+    dg.TableColumn("expectation", "string"),
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("unexpected_count", "int"),
+    dg.TableColumn("examples", "string", description="a few of the values that broke it"),
+    dg.TableColumn("error", "string", description="why it could not be evaluated"),
+]
 
 
 def check_specs(name: str, spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
@@ -63,16 +73,24 @@ def _results(
     for verdict in quality.checks:
         if verdict.name not in wanted:
             continue
-        failures = [failure_row(item) for item in quality.failures if item.check == verdict.name]
+        failures = [item for item in quality.failures if item.check == verdict.name]
+        metadata: dict[str, Any] = {
+            "dataset_version": record.version,
+            "dataset_quality": quality_word(record),
+            "expectations": verdict.expectations,
+            "failed_expectations": len(failures),
+        }
+        if failures:
+            metadata["failures"] = failures_table(failures)
         yield dg.AssetCheckResult(
             asset_key=name,
             check_name=verdict.name,
             passed=verdict.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "dataset_version": record.version,
-                "dataset_quality": quality_word(record),
-                "expectations": verdict.expectations,
-                "failures": dg.MetadataValue.md(markdown_table(failures)),
-            },
+            metadata=metadata,
         )
+
+
+def failures_table(failures: Sequence[FailedExpectation]) -> dg.TableMetadataValue:
+    """The expectations a version did not meet, as a table the UI renders."""
+    return table([failure_row(failure) for failure in failures], FAILURES_COLUMNS)

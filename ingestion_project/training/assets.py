@@ -1,6 +1,7 @@
 """The model asset (train, register, promote) and its predictions asset (score new data)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -15,13 +16,14 @@ from ingestion_project.datasets.versions import (
     load_version,
     stores_from_resources,
 )
-from ingestion_project.metadata import markdown_table
+from ingestion_project.metadata import frame_table, table
 from ingestion_project.records import DatasetVersionRecord, ModelVersionRecord, WindowPerformance
 from ingestion_project.training.estimators import DroppedRows
 from ingestion_project.training.lifecycle import train_and_register
 from ingestion_project.training.registry import ModelRegistry
 from ingestion_project.training.scoring import (
     PREDICTION,
+    PROBABILITY,
     live_metrics,
     predictions_path,
     score,
@@ -58,6 +60,7 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
         required_resource_keys={dataset.datastore, catalog.registry.datastore},
         kinds={"scikit-learn"},
         tags=dict(spec.tags),
+        owners=list(spec.owners),
     )
     def model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         dataset_record = latest_dataset(context, catalog, spec.train_on)
@@ -74,6 +77,7 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
                     "trained": False,
                     "decision": f"skipped: v{latest.version} already trained on "
                     f"{spec.train_on} v{dataset_record.version}",
+                    **trained_by(latest),
                 },
                 data_version=dg.DataVersion(f"v{latest.version}"),
             )
@@ -107,18 +111,9 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
 
             previous = record.compared_with.champion_version if record.compared_with else None
             alert_promotion(context, catalog, record, previous)
-        history = [
-            {
-                "version": item.version,
-                **item.metrics,
-                "trained_on": f"{spec.train_on} v{item.lineage.trained_on.version}",
-                "promoted": item.promoted,
-            }
-            for item in models.versions.all(name)
-        ]
         champion = models.champion(name)
         comparison = record.compared_with
-        gate = {}
+        gate: dict[str, Any] = {}
         if comparison is not None and comparison.p_value is not None:
             gate = {
                 "gate_method": comparison.method,
@@ -132,23 +127,61 @@ def build_model_asset(name: str, catalog: ProjectCatalog, code_version: str) -> 
                 "model_version": record.version,
                 "trained": True,
                 "task": spec.task_name,
-                "champion_version": champion.version if champion else None,
+                **({"champion_version": champion.version} if champion else {}),
                 "promoted": record.promoted,
                 "decision": record.decision,
-                **{f"holdout_{key}": value for key, value in record.metrics.items()},
-                **gate,
+                **{f"holdout_{key}": float(value) for key, value in record.metrics.items()},
+                **{key: value for key, value in gate.items() if value is not None},
                 "trained_on": f"{spec.train_on} v{dataset_record.version}",
+                "trained_on_version": dataset_record.version,
                 "train_rows": record.train_rows,
                 "holdout_rows": record.holdout_rows,
                 "dropped_rows": dropped.missing_target + dropped.missing_features if dropped else 0,
                 "rows_left_out": _left_out(record),
                 "features": ", ".join(spec.features),
-                "versions": dg.MetadataValue.md(markdown_table(history[::-1][:10])),
+                "versions": model_versions_table(
+                    models.versions.all(name)[::-1][:VERSIONS_SHOWN], metric
+                ),
             },
             data_version=dg.DataVersion(f"v{record.version}"),
         )
 
     return model_asset
+
+
+VERSIONS_SHOWN = 10
+
+
+def model_versions_table(
+    records: Sequence[ModelVersionRecord], metric: str
+) -> dg.TableMetadataValue:
+    """The latest model versions, newest first, by the model's one metric: a narrow table."""
+    columns = [
+        dg.TableColumn("version", "int"),
+        dg.TableColumn(metric, "float", description="on its holdout window"),
+        dg.TableColumn("promoted", "bool"),
+        dg.TableColumn("trained_on", "string", description="the dataset version"),
+        dg.TableColumn("registered", "string", description="UTC, to the minute"),
+        dg.TableColumn("run", "string", description="the run that trained it: first 8"),
+    ]
+    rows = [
+        {
+            "version": item.version,
+            metric: item.metrics.get(metric),
+            "promoted": item.promoted,
+            "trained_on": f"{item.lineage.trained_on.dataset} v{item.lineage.trained_on.version}",
+            "registered": item.registered_at,
+            "run": (item.lineage.run_id or "")[:8],
+        }
+        for item in records
+    ]
+    return table(rows, columns)
+
+
+def trained_by(record: ModelVersionRecord) -> dict[str, dg.DagsterRunMetadataValue]:
+    """A link to the run that trained ``record``, when Dagster trained it."""
+    run_id = record.lineage.run_id
+    return {"trained_by_run": dg.MetadataValue.dagster_run(run_id)} if run_id else {}
 
 
 def _left_out(record: ModelVersionRecord) -> str:
@@ -246,6 +279,20 @@ def record_window(
     return figures
 
 
+PREVIEW_ROWS = 5
+PREVIEW_FEATURES = 4
+
+
+def preview_table(
+    scored: pd.DataFrame, spec: ModelSpec, timestamp_column: str | None
+) -> dg.TableMetadataValue:
+    """The first scored rows: their time, a few features and the prediction, in a narrow table."""
+    outputs = [column for column in (PREDICTION, PROBABILITY) if column in scored.columns]
+    wanted = [timestamp_column, *spec.features[:PREVIEW_FEATURES], *outputs]
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in scored.columns]
+    return frame_table(scored.head(PREVIEW_ROWS), columns)
+
+
 def predictions_asset_name(model: str) -> str:
     return f"{model}_predictions"
 
@@ -263,10 +310,13 @@ def build_predictions_asset(
         name=asset_name,
         group_name="models",
         deps=[name, scoring.dataset],
-        description=f"Predictions of the champion '{name}' on the latest '{scoring.dataset}'.",
+        description=f"Predictions of the champion '{name}' on the latest '{scoring.dataset}', "
+        f"written to '{scoring.path}' in {scoring.datastore}.",
         code_version=code_version,
         required_resource_keys={dataset.datastore, scoring.datastore, catalog.registry.datastore},
-        kinds={"parquet"},
+        kinds={"scikit-learn", "parquet"},
+        tags=dict(spec.tags),
+        owners=list(spec.owners),
         output_required=False,
     )
     def predictions_asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
@@ -301,21 +351,20 @@ def build_predictions_asset(
             + ("" if written else " (already there, unchanged)")
         )
         metric = spec.metric_name
+        reference = model_record.metrics.get(metric)
         yield dg.MaterializeResult(
             metadata={
-                "path": path,
+                "path": dg.MetadataValue.path(path),
                 "datastore": scoring.datastore,
                 "model_version": model_record.version,
                 "dataset_version": dataset_record.version,
                 "dagster/row_count": len(scored),
                 "mean_prediction": round(float(scored[PREDICTION].mean()), 3),
-                **{f"live_{key}": value for key, value in metrics.items()},
-                **{f"estimated_{key}": value for key, value in estimated.items()},
-                f"reference_{metric}": model_record.metrics.get(metric),
+                **{f"live_{key}": float(value) for key, value in metrics.items()},
+                **{f"estimated_{key}": float(value) for key, value in estimated.items()},
+                **({f"reference_{metric}": float(reference)} if reference is not None else {}),
                 "evidence_key": f"data:{scoring.dataset}:v{dataset_record.version}",
-                "preview": dg.MetadataValue.md(
-                    markdown_table(scored.head(5).to_dict(orient="records"))
-                ),
+                "preview": preview_table(scored, spec, dataset.timestamp_column),
             },
             data_version=dg.DataVersion(path),
         )

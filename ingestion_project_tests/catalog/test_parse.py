@@ -826,3 +826,16 @@ def test_dagster_loading_words_a_misspelt_section_like_the_parser(project_defs_y
 def test_dataset_owners_are_emails_or_teams(owner: str) -> None:
     error = mistake(lambda raw: raw["datasets"]["trips"].update(owners=[owner]))
     assert_reported(error, "datasets.trips.owners", "must be an email address or 'team:<name>'")
+
+
+@pytest.mark.parametrize(("section", "entry"), [("models", "demand"), ("monitors", "demand_drift")])
+def test_model_and_monitor_owners_are_emails_or_teams_like_a_datasets(
+    section: str, entry: str
+) -> None:
+    error = mistake(lambda raw: raw[section][entry].update(owners=["alice"]))
+    assert_reported(error, f"{section}.{entry}.owners", "must be an email address or 'team:<name>'")
+
+    raw = base_catalog()
+    raw[section][entry].update(owners=["team:ml", "ana@example.com"], tags={"domain": "mobility"})
+    spec = getattr(project_catalog_of(raw), section)[entry]
+    assert (spec.owners, spec.tags) == (["team:ml", "ana@example.com"], {"domain": "mobility"})

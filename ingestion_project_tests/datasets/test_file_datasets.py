@@ -104,12 +104,13 @@ def test_the_asset_of_a_file_dataset_shows_files_and_bytes_not_rows(
     assert metadata["mode"].value == "reference"
     assert metadata["files"].value == 25
     assert metadata["bytes"].value == sum(range(1, 26))
-    listing = metadata["file_list"].value
-    assert isinstance(listing, str)
-    assert "| path | bytes | modified |" in listing
-    assert "photos/0/p00.jpg" in listing
-    assert listing.count("photos/") == 20
-    assert "5 more files not shown" in listing
+    listing = metadata["file_list"]
+    assert isinstance(listing, dg.TableMetadataValue)
+    assert listing.schema is not None
+    assert [column.name for column in listing.schema.columns] == ["path", "bytes", "modified"]
+    assert [row.data["path"] for row in listing.records][:1] == ["photos/0/p00.jpg"]
+    assert len(listing.records) == 20
+    assert metadata["file_list_note"].value == "the first 20 of 25 files"
     for absent in ("dagster/row_count", "dagster/column_schema", "profile"):
         assert absent not in metadata
     assert asset.specs_by_key[dg.AssetKey(NAME)].kinds == {"files"}
@@ -133,8 +134,8 @@ def test_the_versions_table_reads_only_the_versions_it_shows(
 
     monkeypatch.setattr(registry, "get", counting_get)
 
-    table = dataset_metadata(outcome, registry)["versions"].value
+    table = dataset_metadata(outcome, registry)["versions"]
 
-    shown = [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]]
-    assert shown == [str(number) for number in range(VERSIONS_SHOWN + 2, 2, -1)]
+    shown = [row.data["version"] for row in table.records]
+    assert shown == list(range(VERSIONS_SHOWN + 2, 2, -1))
     assert sorted(read) == list(range(3, VERSIONS_SHOWN + 3))

@@ -283,6 +283,10 @@ def test_a_failed_version_is_materialized_flagged_and_nothing_downstream_uses_it
     ]
     outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert outcomes == {"columns": True, "between": False}
+    failed = next(e for e in result.get_asset_check_evaluations() if not e.passed).metadata
+    assert failed["failed_expectations"].value == 1
+    assert isinstance(failed["failures"], dg.TableMetadataValue)
+    assert [row.data["column"] for row in failed["failures"].records] == ["temp"]
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"rides"}  # the failed blocking check stopped the model
 

@@ -86,4 +86,7 @@ def test_labels_arriving_later_give_the_realized_metric_beside_the_estimate(
     ]
     assert all(0.5 < float(event["realized_auc"]) <= 1 for event in series)
     assert june["window"] == "bikeshare_scoring v2"
-    assert "bikeshare_scoring v1" in str(june["windows"])
+    assert [row.data["window"] for row in june["windows"].records] == [
+        "bikeshare_scoring v2",
+        "bikeshare_scoring v1",
+    ]
