@@ -1,6 +1,6 @@
 # Two commands on a fresh clone (Python 3.11, git, Node/npm and make assumed):
 #   make demo   install everything, run the ingestion -> training -> drift -> retraining loop
-#   make test   install everything, run the whole test suite
+#   make test   install everything (and Debian's chromium, for the UI test), run all the tests
 PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 TOOLS := .tools
@@ -18,7 +18,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen
+	$(UV) sync --frozen --extra k8s
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -30,7 +30,18 @@ install: $(VENV)/.installed node_modules/.installed
 demo: install
 	$(VENV)/bin/ingestion demo
 
-test: install
+# The web UI test (ingestion_project_tests/ui) drives Debian's Chromium with Playwright: installed
+# here when missing (as root, from apt); if that fails the test is skipped and says why.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@log=$$(mktemp); \
+	if (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) >$$log 2>&1; \
+	then echo "Installed Debian's chromium for the web UI test."; \
+	else tail -n 5 $$log; echo "chromium not installed: the web UI test will be skipped."; fi; \
+	rm -f $$log
+
+test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
