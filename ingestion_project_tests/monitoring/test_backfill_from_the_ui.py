@@ -97,7 +97,10 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
         try:
             wait_for(lambda: graphql(port, "{ version }"), "the web server answered", log)
             days = [f"2011-04-{day:02d}" for day in range(1, 31)]
-            states = {asset: backfill(port, asset, days, log) for asset in (MONITOR, DATASET)}
+            launched = {asset: launch(port, asset, days) for asset in (MONITOR, DATASET)}
+            states = {
+                asset: finished(port, asset, backfill, log) for asset, backfill in launched.items()
+            }
         finally:
             stop_process_group(server)
 
@@ -116,8 +119,8 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
     assert sorted(path.parent.name for path in windows.glob("windows/*/v000001.json")) == days
 
 
-def backfill(port: int, asset: str, partitions: list[str], log: Path) -> dict[str, Any]:
-    """Launch a backfill of ``partitions`` as the UI's Materialize does; its finished state."""
+def launch(port: int, asset: str, partitions: list[str]) -> str:
+    """Launch a backfill of ``partitions`` as the UI's Materialize does; its id."""
     params = {
         "assetSelection": [{"path": [asset]}],
         "partitionNames": partitions,
@@ -125,9 +128,14 @@ def backfill(port: int, asset: str, partitions: list[str], log: Path) -> dict[st
     }
     answer = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
     assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    return answer["backfillId"]
 
-    def finished() -> dict[str, Any] | None:
-        state = graphql(port, STATUS, {"id": answer["backfillId"]})["partitionBackfillOrError"]
+
+def finished(port: int, asset: str, backfill: str, log: Path) -> dict[str, Any]:
+    """The backfill's state once the daemon has finished it."""
+
+    def done() -> dict[str, Any] | None:
+        state = graphql(port, STATUS, {"id": backfill})["partitionBackfillOrError"]
         return state if state["status"].startswith("COMPLETED") else None
 
-    return wait_for(finished, f"the daemon finished the backfill of {asset}", log)
+    return wait_for(done, f"the daemon finished the backfill of {asset}", log)
