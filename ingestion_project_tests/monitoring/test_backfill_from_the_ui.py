@@ -7,12 +7,9 @@ and each window is a partition: drift figures the UI plots, or a dataset version
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,13 @@ import pytest
 
 from ingestion_project.demo.loop import HISTORY
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
-from ingestion_project_tests.processes import executable, stop_process_group, wait_for
+from ingestion_project_tests.processes import (
+    executable,
+    free_port,
+    graphql,
+    stop_process_group,
+    wait_for,
+)
 
 MONITOR = "weather_daily"
 DATASET = "bikeshare_daily"
@@ -39,25 +42,6 @@ query Status($id: String!) {
     ... on PartitionBackfill { status runs(limit: 10) { runId status } }
   }
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        json.dumps({"query": query, "variables": variables or {}}).encode(),
-        {"Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body
-    return body["data"]
 
 
 @pytest.mark.slow
@@ -85,6 +69,7 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
     assert launched.returncode == 0, launched.stderr[-3000:]
 
     port, log = free_port(), tmp_path / "dg-dev.log"
+    url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         server = subprocess.Popen(
             executable(["dg", "dev", "--port", str(port)]),
@@ -95,11 +80,11 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
             start_new_session=True,
         )
         try:
-            wait_for(lambda: graphql(port, "{ version }"), "the web server answered", log)
+            wait_for(lambda: graphql(url, "{ version }"), "the web server answered", log)
             days = [f"2011-04-{day:02d}" for day in range(1, 31)]
-            launched = {asset: launch(port, asset, days) for asset in (MONITOR, DATASET)}
+            launched = {asset: launch(url, asset, days) for asset in (MONITOR, DATASET)}
             states = {
-                asset: finished(port, asset, backfill, log) for asset, backfill in launched.items()
+                asset: finished(url, asset, backfill, log) for asset, backfill in launched.items()
             }
         finally:
             stop_process_group(server)
@@ -119,23 +104,23 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
     assert sorted(path.parent.name for path in windows.glob("windows/*/v000001.json")) == days
 
 
-def launch(port: int, asset: str, partitions: list[str]) -> str:
+def launch(url: str, asset: str, partitions: list[str]) -> str:
     """Launch a backfill of ``partitions`` as the UI's Materialize does; its id."""
     params = {
         "assetSelection": [{"path": [asset]}],
         "partitionNames": partitions,
         "fromFailure": False,
     }
-    answer = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    answer = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
     assert answer["__typename"] == "LaunchBackfillSuccess", answer
     return answer["backfillId"]
 
 
-def finished(port: int, asset: str, backfill: str, log: Path) -> dict[str, Any]:
+def finished(url: str, asset: str, backfill: str, log: Path) -> dict[str, Any]:
     """The backfill's state once the daemon has finished it."""
 
     def done() -> dict[str, Any] | None:
-        state = graphql(port, STATUS, {"id": backfill})["partitionBackfillOrError"]
+        state = graphql(url, STATUS, {"id": backfill})["partitionBackfillOrError"]
         return state if state["status"].startswith("COMPLETED") else None
 
     return wait_for(done, f"the daemon finished the backfill of {asset}", log)

@@ -19,7 +19,12 @@ from playwright.sync_api import Error as PlaywrightError
 
 from ingestion_project.demo.loop import HISTORY, INCOMING
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
-from ingestion_project_tests.processes import executable, stop_process_group, wait_for
+from ingestion_project_tests.processes import (
+    executable,
+    free_port,
+    stop_process_group,
+    wait_for,
+)
 from ingestion_project_tests.ui.webui import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -27,7 +32,6 @@ from ingestion_project_tests.ui.webui import (
     MATERIALIZED,
     VIEWPORT,
     DemoUI,
-    free_port,
 )
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 from playwright.sync_api import Locator, Page, ViewportSize
 
 from ingestion_project_tests.conftest import PROJECT_ROOT
+from ingestion_project_tests.processes import graphql
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless as root, and quiet: this machine's closed network refuses Chromium's own calls home.
@@ -52,22 +50,7 @@ class DemoUI:
     log: Path
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            json.dumps({"query": query, "variables": variables or {}}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(request, timeout=30) as response:
-            body = json.loads(response.read())
-        assert "errors" not in body, body
-        return body["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return graphql(self.url, query, variables)
 
 
 def save_for_docs(tab: Page, name: str, down_to: Locator) -> Path | None:
