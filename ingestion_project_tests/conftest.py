@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from ingestion_project.demo.loop import DEMO_DATA, HISTORY, INCOMING, demo_defin
 from ingestion_project_tests.alerts.receiver import WebhookReceiver
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Started by a shell with `&` (as CI may start the tests), Python inherits SIGINT as ignored and
+# so would every process a test starts: Dagster's servers would then ignore the SIGINT that stops
+# them in seconds (processes.stop_process_group). Handling it here gives children the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 PROJECT_CATALOG = PROJECT_ROOT / "ingestion_project" / "defs" / "catalog" / "defs.yaml"
 
 
