@@ -20,16 +20,12 @@ Run: .venv/bin/python benchmarks/paged_listing.py [--files 1000 10000 100000]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +52,7 @@ from ingestion_project.triggers.data_change import (
 )
 from ingestion_project_tests.azurite import (
     ACCOUNT_KEY,
-    AZURITE_BLOB,
-    Azurite,
-    free_port,
-    wait_until_listening,
+    running_azurite,
 )
 
 if TYPE_CHECKING:
@@ -85,48 +78,6 @@ def blob_name(index: int) -> str:
 
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-@contextlib.contextmanager
-def azurite_blob(location: Path) -> Iterator[Azurite]:
-    """Azurite's Blob service in a process group of its own, so stopping it leaves nothing behind.
-
-    The tests' ``running_azurite`` stops the one process it started; a benchmark that runs for
-    many minutes should not leave a stray child of it running if anything goes wrong.
-    """
-    if not AZURITE_BLOB.exists() or shutil.which("node") is None:
-        sys.exit("Azurite is not installed: run `npm ci` in the repository root first.")
-    host, port = "127.0.0.1", free_port()
-    process = subprocess.Popen(
-        [
-            str(AZURITE_BLOB),
-            "--blobHost",
-            host,
-            "--blobPort",
-            str(port),
-            "--location",
-            str(location),
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until_listening(host, port, process)
-        yield Azurite(host, port)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def operation(method: str, url: str) -> str:
@@ -389,7 +340,7 @@ def main() -> None:
     print(f"Sensor budget {TICK_BUDGET_SECONDS:.0f} s a tick, pages of {LISTING_PAGE_SIZE:,}.")
     session = requests.Session()
     session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=THREADS))
-    with tempfile.TemporaryDirectory() as location, azurite_blob(Path(location)) as azurite:
+    with tempfile.TemporaryDirectory() as location, running_azurite(Path(location)) as azurite:
         service = BlobServiceClient(
             azurite.account_url,
             credential=ACCOUNT_KEY,

@@ -169,13 +169,20 @@ class CronTrigger(SpecModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        import zoneinfo
+        return checked_timezone(value)
 
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'UTC')") from None
-        return value
+
+def checked_timezone(value: str) -> str:
+    """``value`` if it names an IANA time zone; schedules and windows are cut in it."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {value!r}: not an IANA time zone name (e.g. 'UTC', 'Europe/Berlin')"
+        ) from None
+    return value
 
 
 def partition_glob(partition_format: str) -> str:
@@ -295,12 +302,7 @@ class DatasetWindowsSpec(SpecModel):
     def _bounds(self) -> DatasetWindowsSpec:
         if self.end is not None and self.end <= self.start:
             raise ValueError("'end' must come after 'start'")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {self.timezone!r}; use e.g. UTC") from None
+        checked_timezone(self.timezone)
         return self
 
 
@@ -850,12 +852,7 @@ class MonitorSpec(SpecModel):
             raise ValueError("'start' and 'end' bound time windows: add 'frequency'")
         if self.start and self.end and self.end <= self.start:
             raise ValueError("'end' must come after 'start'")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {self.timezone!r}; use e.g. UTC") from None
+        checked_timezone(self.timezone)
         return self
 
     @property

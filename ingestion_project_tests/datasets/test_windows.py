@@ -19,6 +19,7 @@ from ingestion_project.catalog.definitions import refresh_job_name
 from ingestion_project.catalog.errors import CatalogError
 from ingestion_project.datasets.api import UnknownDatasetError, Workspace
 from ingestion_project.datasets.versions import DatasetVersionChangedError, dataset_registry
+from ingestion_project.datasets.windows import version_series
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.demo.loop import DEMO_DATA
 from ingestion_project_tests.catalogs import catalog_definitions, project_catalog_of
@@ -144,7 +145,7 @@ def test_a_backfill_again_registers_nothing_and_a_changed_day_only_that_day(stor
     assert [event["new_version"] for event in events["2011-03-16"]] == [True, False, False]
     assert [event["version"] for event in events["2011-03-17"]] == [1, 1, 2]
     registry = dataset_registry(LocalDatastore(name="r", root=str(store)), "_registry")
-    assert {day: registry.version_numbers(f"daily/windows/{day}")[-1] for day in MARCH} == {
+    assert {day: registry.version_numbers(version_series("daily", day))[-1] for day in MARCH} == {
         day: 2 if day == "2011-03-17" else 1 for day in MARCH
     }
     api = workspace(store, catalog(daily=DAY_FILES))
