@@ -41,7 +41,18 @@ $(CHROMIUM):
 	else tail -n 5 $$log; echo "chromium not installed: the web UI test will be skipped."; fi; \
 	rm -f $$log
 
-test: install $(CHROMIUM)
+# The labeling tests (ingestion_project_tests/labeling) run a real Label Studio server. It lives in
+# an environment of its own, from its own lock, because its pins (Django, boto3, pydantic, ...) would
+# otherwise constrain ours; the tests start .venv-label-studio/bin/label-studio.
+LS_VENV := .venv-label-studio
+LS_LOCK := ingestion_project_tests/labeling/label_studio_requirements.txt
+
+$(LS_VENV)/.installed: $(UV) $(LS_LOCK)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(LS_VENV)
+	$(UV) pip sync --quiet --python $(LS_VENV) $(LS_LOCK)
+	touch $@
+
+test: install $(CHROMIUM) $(LS_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
@@ -75,4 +86,4 @@ bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/drift_backfill.py
 
 clean:
-	rm -rf $(VENV) .venv-bench $(TOOLS) .ingestion
+	rm -rf $(VENV) .venv-bench $(LS_VENV) $(TOOLS) .ingestion

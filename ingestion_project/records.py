@@ -223,6 +223,7 @@ class DatasetVersionRecord(VersionRecord):
             "batch_size",
             "warnings",
             "quality",
+            "attachments",
         }
     )
 
@@ -253,6 +254,8 @@ class DatasetVersionRecord(VersionRecord):
     batch_size: int | None = None
     warnings: list[str] | None = None
     quality: QualityReport | None = None
+    attachments: dict[str, ManifestEntry] | None = None
+    """Other files of the version by role, in ``manifest_store`` (a labeled dataset's 'coco')."""
     lineage: DatasetLineage = Field(default_factory=DatasetLineage)
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)

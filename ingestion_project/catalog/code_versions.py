@@ -46,6 +46,11 @@ DRIFT_CODE = (
     "ingestion_project.datasets.versions",
     "ingestion_project.datasets.formats",
 )
+LABELING_CODE = (
+    "ingestion_project.labeling",
+    "ingestion_project.datasets.versions",
+    "ingestion_project.registry",
+)
 
 
 @functools.cache
@@ -82,7 +87,8 @@ def code_version(declarations: Iterable[Any], modules: Iterable[str]) -> str:
 
 def code_identity() -> str:
     """One hash of the package version and all code that builds assets: equal means same code."""
-    return code_version([], sorted({*DATASET_CODE, *MODEL_CODE, *PREDICTIONS_CODE, *DRIFT_CODE}))
+    modules = {*DATASET_CODE, *MODEL_CODE, *PREDICTIONS_CODE, *DRIFT_CODE, *LABELING_CODE}
+    return code_version([], sorted(modules))
 
 
 # Words for people: changing them changes nothing an asset produces, so nothing re-runs.
@@ -122,3 +128,9 @@ def predictions_code_version(project: ProjectCatalog, name: str) -> str:
 def drift_code_version(project: ProjectCatalog, name: str) -> str:
     monitor = project.monitors[name]
     return code_version([monitor, project.monitor_features(name)], DRIFT_CODE)
+
+
+def labeling_code_version(project: ProjectCatalog, name: str) -> str:
+    """The entry, its image dataset's entry and the labeling code (not the token's value)."""
+    spec = project.labeling[name]
+    return code_version([spec, project.datasets.get(spec.images)], LABELING_CODE)

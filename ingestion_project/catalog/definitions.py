@@ -11,6 +11,7 @@ import dagster as dg
 from ingestion_project.catalog.code_versions import (
     dataset_code_version,
     drift_code_version,
+    labeling_code_version,
     model_code_version,
     predictions_code_version,
 )
@@ -23,6 +24,8 @@ from ingestion_project.catalog.spec import (
 )
 from ingestion_project.datasets.assets import build_dataset_assets, build_windowed_dataset_asset
 from ingestion_project.datasets.windows import dataset_partitions
+from ingestion_project.labeling.assets import build_labeling_assets, build_progress_sensor
+from ingestion_project.labeling.spec import project_asset_name
 from ingestion_project.monitoring.assets import build_drift_asset
 from ingestion_project.monitoring.performance_assets import (
     build_performance_asset,
@@ -97,6 +100,8 @@ def build_definitions(
         build_drift_asset(name, catalog, drift_code_version(catalog, name))
         for name in own("monitors")
     )
+    for name in own("labeling"):
+        assets.extend(build_labeling_assets(name, catalog, labeling_code_version(catalog, name)))
 
     # Sensors target assets, not a job per dataset: Dagster resolves every job against the whole
     # asset graph, so a job per dataset made loading quadratic in the number of datasets. A
@@ -130,6 +135,7 @@ def build_definitions(
             )
             jobs.append(job)
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
+    sensors.extend(build_progress_sensor(name, catalog) for name in own("labeling"))
     if watched:
         sensors.extend(build_data_change_sensors(op_prefix, watched, catalog.registry))
     if by_events:
@@ -250,7 +256,10 @@ def with_code_change_automation(
 
 
 def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:
-    """The dataset, what scores or monitors it, and the performance of models it labels."""
+    """The dataset and what reads it: scoring, monitors, model performance, labeling projects.
+
+    A labeling project over the dataset's images syncs with it, so new images become tasks at once.
+    """
     selected = [dataset]
     for name, model in catalog.models.items():
         if model.scoring is not None and model.scoring.dataset == dataset:
@@ -262,6 +271,11 @@ def refresh_selection(catalog: ProjectCatalog, dataset: str) -> list[str]:
         name
         for name, monitor in catalog.monitors.items()
         if catalog.monitor_target(name) == dataset and monitor.frequency is None
+    )
+    selected.extend(
+        project_asset_name(name)
+        for name, labeling in catalog.labeling.items()
+        if labeling.images == dataset
     )
     return selected
 

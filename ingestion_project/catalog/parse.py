@@ -35,10 +35,20 @@ from ingestion_project.catalog.spec import (
     StorageEventsTrigger,
 )
 from ingestion_project.datastores.base import is_secret_field
+from ingestion_project.labeling.spec import LabelingSpec
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-SECTIONS = ("registry", "datastores", "datasets", "models", "monitors", "alerts", "automation")
-ENTRY_SECTIONS = ("datastores", "datasets", "models", "monitors", "alerts")
+SECTIONS = (
+    "registry",
+    "datastores",
+    "datasets",
+    "models",
+    "monitors",
+    "alerts",
+    "labeling",
+    "automation",
+)
+ENTRY_SECTIONS = ("datastores", "datasets", "models", "monitors", "alerts", "labeling")
 
 
 @dataclass
@@ -58,6 +68,7 @@ class ParsedCatalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    labeling: dict[str, LabelingSpec] = field(default_factory=dict)
     problems: list[CatalogProblem] = field(default_factory=list)
     broken: dict[str, set[str]] = field(default_factory=dict)
 
@@ -100,6 +111,9 @@ def parse_catalog(raw: Any, *, source: str, home: Path) -> ParsedCatalog:
         MonitorSpec, _section(raw, "monitors", problems), "monitors", problems
     )
     parsed.alerts = _parse_entries(AlertSpec, _section(raw, "alerts", problems), "alerts", problems)
+    parsed.labeling = _parse_entries(
+        LabelingSpec, _section(raw, "labeling", problems), "labeling", problems
+    )
     parsed.broken = {
         section: {str(name) for name in _section(raw, section, [])} - set(getattr(parsed, section))
         for section in ENTRY_SECTIONS

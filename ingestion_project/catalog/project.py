@@ -36,6 +36,7 @@ from ingestion_project.catalog.spec import (
 )
 from ingestion_project.datastores.base import validate_glob
 from ingestion_project.datastores.local import LocalDatastore
+from ingestion_project.labeling.spec import LabelingSpec, project_asset_name
 
 IMPLICIT = "(implicit: every project has it)"
 
@@ -51,6 +52,7 @@ class ProjectCatalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    labeling: dict[str, LabelingSpec] = field(default_factory=dict)
     # catalog file -> its automation section (each catalog automates its own assets).
     automation: dict[str, AutomationSpec] = field(default_factory=dict)
     # (section, name) -> the catalog file that declares it.
@@ -183,7 +185,7 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
     stores = project.datastores
     declared = ", ".join(sorted(stores))
     seen: dict[str, str] = {}
-    for section in ("datasets", "models", "monitors"):
+    for section in ("datasets", "models", "monitors", "labeling"):
         for name in getattr(project, section):
             if name in seen:
                 report(
@@ -192,7 +194,8 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
                     f"{section}.{name}",
                     f"name is already used by {seen[name]}.{name} "
                     f"({project.source_of(seen[name], name)})",
-                    "Asset names must be unique across datasets, models and monitors; rename one",
+                    "Asset names must be unique across datasets, models, monitors and labeling; "
+                    "rename one",
                 )
             seen[name] = section
     for name, model in project.models.items():
@@ -365,6 +368,8 @@ def _cross_check(project: ProjectCatalog, broken: dict[str, set[str]]) -> list[C
             )
     for name, monitor in project.monitors.items():
         _check_monitor(project, broken, name, monitor, report)
+    for name, labeling in project.labeling.items():
+        _check_labeling(project, broken, seen, name, labeling, report)
     for name, alert in project.alerts.items():
         subjects = set(project.models) | set(project.monitors)
         for subject in alert.subjects or []:
@@ -500,4 +505,115 @@ def _check_monitor(
                 f"{where}.methods",
                 f"{unknown} are not among the monitored features",
                 f"Monitored features: {', '.join(features)}",
+            )
+
+
+# Stores whose images a browser can load without a web server of the user's (image_urls.base_url).
+SERVABLE_IMAGE_KINDS = ("local", "azure_blob", "http")
+
+
+def _check_labeling(
+    project: ProjectCatalog,
+    broken: dict[str, set[str]],
+    seen: dict[str, str],
+    name: str,
+    spec: LabelingSpec,
+    report: Callable[[str, str, str, str, str], None],
+) -> None:
+    """The images are a file dataset a browser can reach; pre-labels come from what exists."""
+    where = f"labeling.{name}"
+    generated = project_asset_name(name)
+    if generated in seen:
+        report(
+            "labeling",
+            name,
+            where,
+            f"its project asset '{generated}' has the name of {seen[generated]}.{generated}",
+            "Rename the labeling entry or that entry",
+        )
+    images = project.datasets.get(spec.images)
+    if images is None:
+        if spec.images not in broken["datasets"]:
+            report(
+                "labeling",
+                name,
+                f"{where}.images",
+                f"'{spec.images}' is not a declared dataset",
+                f"Declare a 'kind: file' dataset of images; declared: "
+                f"{', '.join(sorted(project.datasets)) or 'none'}"
+                f"{did_you_mean(spec.images, list(project.datasets))}",
+            )
+    elif images.kind != "file" or images.windows is not None:
+        report(
+            "labeling",
+            name,
+            f"{where}.images",
+            f"dataset '{spec.images}' is {'windowed' if images.windows else 'tabular'}; labeling "
+            "needs a 'kind: file' dataset of images without windows",
+            f"Declare datasets.{spec.images} with 'kind: file' and a path like 'images/**/*.jpg'",
+        )
+    elif (
+        images.datastore in project.datastores
+        and spec.image_urls.base_url is None
+        and project.datastore_kind(images.datastore) not in SERVABLE_IMAGE_KINDS
+    ):
+        kind = project.datastore_kind(images.datastore)
+        report(
+            "labeling",
+            name,
+            f"{where}.images",
+            f"images in datastore '{images.datastore}' ({kind}) cannot reach a labeler's "
+            "browser by themselves",
+            "Serve them from a web server and set image_urls.base_url, or keep them in a local, "
+            "azure_blob or http datastore",
+        )
+    urls = spec.image_urls
+    if (
+        images is not None
+        and images.datastore in project.datastores
+        and project.datastore_kind(images.datastore) == "local"
+        and urls.base_url is None
+        and urls.local_files_document_root is None
+    ):
+        report(
+            "labeling",
+            name,
+            f"{where}.image_urls.local_files_document_root",
+            f"images in local datastore '{images.datastore}' are served by Label Studio from "
+            "under its LOCAL_FILES_DOCUMENT_ROOT, which is not given",
+            "Set it to the LOCAL_FILES_DOCUMENT_ROOT that Label Studio runs with (and "
+            "LOCAL_FILES_SERVING_ENABLED=true), or serve the images yourself with "
+            "image_urls.base_url",
+        )
+    prelabel = spec.prelabel
+    if prelabel is None:
+        return
+    if prelabel.model is not None:
+        model = project.models.get(prelabel.model)
+        if model is None and prelabel.model not in broken["models"]:
+            report(
+                "labeling",
+                name,
+                f"{where}.prelabel.model",
+                f"'{prelabel.model}' is not a declared model",
+                f"Declared models: {', '.join(sorted(project.models)) or 'none'}"
+                f"{did_you_mean(prelabel.model, list(project.models))}",
+            )
+        elif model is not None and model.scoring is None:
+            report(
+                "labeling",
+                name,
+                f"{where}.prelabel.model",
+                f"model '{prelabel.model}' has no 'scoring:', so it writes no predictions",
+                f"Add models.{prelabel.model}.scoring over a dataset with an image path column",
+            )
+    elif prelabel.dataset is not None and prelabel.dataset not in project.datasets:
+        if prelabel.dataset not in broken["datasets"]:
+            report(
+                "labeling",
+                name,
+                f"{where}.prelabel.dataset",
+                f"'{prelabel.dataset}' is not a declared dataset",
+                f"Declared datasets: {', '.join(sorted(project.datasets)) or 'none'}"
+                f"{did_you_mean(prelabel.dataset, list(project.datasets))}",
             )

@@ -34,6 +34,7 @@ from ingestion_project.catalog.spec import (
     RegistrySpec,
 )
 from ingestion_project.components.scaffolder import CatalogScaffolder
+from ingestion_project.labeling.spec import LabelingSpec
 from ingestion_project.settings import ingestion_home
 
 T = TypeVar("T")
@@ -65,6 +66,10 @@ class CatalogAttributes(BaseModel):
     alerts: dict[str, AlertSpec] = Field(
         default_factory=dict,
         description="Webhooks (Slack-compatible) for drift, performance drops and promotions.",
+    )
+    labeling: dict[str, LabelingSpec] = Field(
+        default_factory=dict,
+        description="Label Studio projects over image datasets; each name is its labeled dataset.",
     )
 
     _raw: Any = PrivateAttr(default=None)

@@ -319,11 +319,11 @@ class Workspace:
 
     def known_datasets(self) -> list[str]:
         """Declared datasets, then any that only the registry still remembers."""
-        declared = list(self.catalog.datasets)
+        declared = [*self.catalog.datasets, *self.catalog.labeling]
         return declared + [name for name in self.registry.names() if name not in declared]
 
     def _require_known(self, name: str) -> None:
-        if name in self.catalog.datasets:
+        if name in self.catalog.datasets or name in self.catalog.labeling:
             return
         known = self.known_datasets()
         if name in known:
@@ -435,6 +435,23 @@ class DatasetVersion:
     def files(self) -> list[FileInfo]:
         """The files this version pins, as they were when it was registered."""
         return version_files(self.record)
+
+    def attachments(self) -> list[str]:
+        """The roles of the version's other files, e.g. ['coco'] for a labeled dataset."""
+        return sorted(self.record.attachments or {})
+
+    def read_attachment(self, role: str) -> bytes:
+        """The bytes of one of the version's other files (a labeled dataset's 'coco' JSON)."""
+        attached = self.record.attachments or {}
+        if role not in attached:
+            raise UnknownDatasetError(
+                f"dataset '{self.name}' version {self.version} has no '{role}' file (it has: "
+                f"{', '.join(sorted(attached)) or 'none'})."
+            )
+        pinned = attached[role].file_info()
+        store = self._store()
+        self._verify(store, pinned)
+        return store.read_bytes(pinned.path)
 
     def used_by(self) -> list[dict[str, Any]]:
         """The model versions trained on this version (model, version, champion, metrics)."""

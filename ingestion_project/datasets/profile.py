@@ -35,13 +35,21 @@ def frame_profile(frame: pd.DataFrame) -> list[ProfileRow]:
                 column=str(name),
                 type=str(column.dtype),
                 nulls=int(column.isna().sum()),
-                distinct=int(column.nunique(dropna=True)),
+                distinct=_distinct(column),
                 min=low,
                 max=high,
                 mean=mean,
             )
         )
     return rows
+
+
+def _distinct(column: Any) -> int:
+    """Distinct values; lists and mappings (nested JSON or Parquet) are compared as text."""
+    try:
+        return int(column.nunique(dropna=True))
+    except TypeError:
+        return int(column.dropna().map(str).nunique())
 
 
 def _number(value: Any) -> float | int | None:

@@ -12,6 +12,7 @@ import io
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import IO, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -151,6 +152,55 @@ class AzureBlobDatastore(AzureStorageDatastore):
         raw = ChunkStream(downloader.chunks(), lambda: self.translating_errors("reading", path))
         with io.BufferedReader(raw, buffer_size=min(self.transfer_chunk_bytes, 1 << 20)) as stream:
             yield stream
+
+    def signed_read_url(self, path: str, lifetime: timedelta) -> str:
+        """A URL that reads one blob, and nothing else, until ``lifetime`` has passed.
+
+        A service SAS signed with the account key, or a user delegation SAS when the store uses
+        an identity (which needs the Storage Blob Delegator role). A store that only holds a SAS
+        token cannot sign new ones.
+        """
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        container = self._container_client()
+        blob_name = self.full_path(path)
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + lifetime
+        credential = container.credential
+        key = getattr(credential, "account_key", None)
+        with self.translating_errors("signing a read URL for", path):
+            if key:
+                token = generate_blob_sas(
+                    container.account_name or self.account_name(),
+                    self.container,
+                    blob_name,
+                    account_key=key,
+                    permission=BlobSasPermissions(read=True),
+                    start=start,
+                    expiry=expiry,
+                )
+            elif hasattr(credential, "get_token"):
+                from azure.storage.blob import BlobServiceClient
+
+                service = BlobServiceClient(container.url.rsplit("/", 1)[0], credential)
+                delegation = service.get_user_delegation_key(start, expiry)
+                token = generate_blob_sas(
+                    container.account_name or self.account_name(),
+                    self.container,
+                    blob_name,
+                    user_delegation_key=delegation,
+                    permission=BlobSasPermissions(read=True),
+                    start=start,
+                    expiry=expiry,
+                )
+            else:
+                raise DatastoreError(
+                    f"datastore '{self.name}' ({self.describe()}) authenticates with a SAS "
+                    "token, from which no new read-only URL can be signed. Give it an account "
+                    "key or an identity with the Storage Blob Delegator role.",
+                    reason="invalid request",
+                )
+        return f"{container.get_blob_client(blob_name).url}?{token}"
 
     def read_bytes(self, path: str) -> bytes:
         blob = self._container_client().get_blob_client(self.full_path(path))

@@ -1,0 +1,1 @@
+"""Labeling projects on Label Studio over image datasets; their labels become versioned datasets."""

@@ -1,0 +1,439 @@
+"""Labeling projects end to end, against a real Label Studio server (see conftest.py).
+
+Each test declares a catalog, materializes the image dataset and its project as `dg launch`
+would, labels through Label Studio's API as a labeler's browser does, exports, and reads back
+the registered labeled dataset with the Python API: its table, its COCO file and its lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+
+from ingestion_project.catalog.project import ProjectCatalog
+from ingestion_project.datasets.api import Workspace
+from ingestion_project.labeling.state import read_state
+from ingestion_project_tests.catalogs import (
+    catalog_definitions,
+    materialization_metadata,
+    materialize,
+    project_catalog_of,
+)
+from ingestion_project_tests.label_studio import LabelStudioServer
+from ingestion_project_tests.labeling.generated_images import write_digits, write_shapes
+
+DIGITS = [str(number) for number in range(10)]
+
+
+@dataclass
+class Labeling:
+    """One test's catalog, its images folder, and a labeler's session on the server."""
+
+    server: LabelStudioServer
+    home: Path
+    images: Path
+    document_root: Path
+    raw: dict[str, Any]
+    api: requests.Session
+
+    def defs(self) -> dg.Definitions:
+        return catalog_definitions(self.raw)
+
+    def catalog(self) -> ProjectCatalog:
+        return project_catalog_of(self.raw)
+
+    def workspace(self) -> Workspace:
+        return Workspace(self.catalog(), self.home)
+
+    def sync(self, name: str) -> dict[str, Any]:
+        """Register the images' next version and sync the project, in one run."""
+        result = materialize(self.defs(), "photos", f"{name}_project")
+        return materialization_metadata(result, f"{name}_project")
+
+    def export(self, name: str) -> dict[str, Any]:
+        return materialization_metadata(materialize(self.defs(), name), name)
+
+    def project_id(self, name: str) -> int:
+        state = read_state(self.workspace().registry.store, "_registry", name)
+        assert state is not None
+        return state.project_id
+
+    def tasks(self, project_id: int) -> list[dict[str, Any]]:
+        answer = self.get("/api/tasks", project=project_id, page_size=1000, fields="all")
+        return answer["tasks"]
+
+    def task_by_path(self, project_id: int) -> dict[str, dict[str, Any]]:
+        return {task["data"]["path"]: task for task in self.tasks(project_id)}
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.api.get(f"{self.server.url}{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def annotate(self, task_id: int, result: list[dict[str, Any]]) -> None:
+        response = self.api.post(
+            f"{self.server.url}/api/tasks/{task_id}/annotations/",
+            json={"result": result, "lead_time": 3.5},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+
+    def skip(self, task_id: int) -> None:
+        response = self.api.post(
+            f"{self.server.url}/api/tasks/{task_id}/annotations/",
+            params={"was_cancelled": 1},
+            json={"result": [], "was_cancelled": True},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def labeling(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    label_studio: LabelStudioServer,
+    label_studio_document_root: Path,
+) -> Iterator[Labeling]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("INGESTION_HOME", str(home))
+    monkeypatch.setenv("LABEL_STUDIO_TOKEN", label_studio.token)
+    images = label_studio_document_root / f"store-{uuid.uuid4().hex[:8]}"
+    images.mkdir()
+    raw = {
+        "datastores": {"images": {"kind": "local", "root": str(images)}},
+        "datasets": {"photos": {"kind": "file", "datastore": "images", "path": "photos/*.png"}},
+        "labeling": {},
+    }
+    api = requests.Session()
+    api.trust_env = False
+    api.headers["Authorization"] = f"Token {label_studio.token}"
+    yield Labeling(label_studio, home, images, label_studio_document_root, raw, api)
+    api.close()
+
+
+def declare(labeling: Labeling, name: str, task: str, classes: list[str], **extra: Any) -> None:
+    labeling.raw["labeling"][name] = {
+        "images": "photos",
+        "task": task,
+        "classes": classes,
+        "instructions": "Label what you see; skip an image you cannot judge.",
+        "label_studio": {"url": labeling.server.url, "token": {"env": "LABEL_STUDIO_TOKEN"}},
+        "image_urls": {"local_files_document_root": str(labeling.document_root)},
+        **extra,
+    }
+
+
+def choices(*labels: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "from_name": "label",
+            "to_name": "image",
+            "type": "choices",
+            "value": {"choices": [*labels]},
+        }
+    ]
+
+
+def rectangles(boxes: list[tuple[str, list[int]]], width: int, height: int) -> list[dict[str, Any]]:
+    """Boxes drawn in the browser: Label Studio stores them in percent of the image."""
+    return [
+        {
+            "id": uuid.uuid4().hex[:8],
+            "from_name": "label",
+            "to_name": "image",
+            "type": "rectanglelabels",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": {
+                "x": x / width * 100,
+                "y": y / height * 100,
+                "width": w / width * 100,
+                "height": h / height * 100,
+                "rotation": 0,
+                "rectanglelabels": [label],
+            },
+        }
+        for label, (x, y, w, h) in boxes
+    ]
+
+
+def coco_of(labeling: Labeling, name: str, version: int | None = None) -> dict[str, Any]:
+    return json.loads(labeling.workspace().get(name, version).read_attachment("coco"))
+
+
+def test_multi_class_project_syncs_incrementally_and_exports_versions(labeling: Labeling) -> None:
+    digits = {d.path: d.digit for d in write_digits(labeling.images, "photos", range(8))}
+    declare(labeling, "digit_labels", "multi_class", DIGITS)
+
+    first = labeling.sync("digit_labels")
+
+    assert (first["new_tasks"], first["tasks"], first["removed_images"]) == (8, 8, 0)
+    project = labeling.project_id("digit_labels")
+    details = labeling.get(f"/api/projects/{project}")
+    assert details["task_number"] == 8
+    assert '<Choices name="label" toName="image" choice="single-radio"' in details["label_config"]
+    assert details["expert_instruction"] == "Label what you see; skip an image you cannot judge."
+    tasks = labeling.task_by_path(project)
+    # The labeler's browser loads each image from Label Studio's local-files view.
+    served = labeling.api.get(
+        f"{labeling.server.url}{tasks['photos/digit_0000.png']['data']['image']}"
+    )
+    assert served.status_code == 200
+    assert served.content == (labeling.images / "photos/digit_0000.png").read_bytes()
+
+    for path in ["photos/digit_0000.png", "photos/digit_0001.png", "photos/digit_0002.png"]:
+        labeling.annotate(tasks[path]["id"], choices(str(digits[path])))
+    labeling.annotate(
+        tasks["photos/digit_0004.png"]["id"], choices(str(digits["photos/digit_0004.png"]))
+    )
+    labeling.skip(tasks["photos/digit_0003.png"]["id"])
+
+    exported = labeling.export("digit_labels")
+
+    assert (exported["version"], exported["new_version"]) == (1, True)
+    assert (exported["labeled"], exported["skipped"], exported["remaining"]) == (4, 1, 3)
+    version = labeling.workspace().get("digit_labels")
+    frame = version.to_pandas()
+    assert list(frame["image"]) == [
+        "photos/digit_0000.png",
+        "photos/digit_0001.png",
+        "photos/digit_0002.png",
+        "photos/digit_0004.png",
+    ]
+    assert list(frame["label"]) == [str(digits[path]) for path in frame["image"]]
+    assert set(frame["annotator"]) == {labeling.server.username}
+    assert (frame["width"] == 32).all() and (frame["height"] == 32).all()
+    record = version.record
+    assert record.lineage.upstream[0] == {"dataset": "photos", "version": 1}
+    assert record.lineage.upstream[1]["label_studio_project"] == project
+    coco = coco_of(labeling, "digit_labels")
+    assert [c["id"] for c in coco["categories"]] == list(range(1, 11))
+    by_image = {image["id"]: image["file_name"] for image in coco["images"]}
+    assert sorted(
+        (by_image[a["image_id"]], a["category_id"]) for a in coco["annotations"]
+    ) == sorted((path, digits[path] + 1) for path in frame["image"])
+
+    # Unchanged labels: no new version; an unchanged image folder: no new task.
+    assert labeling.export("digit_labels")["new_version"] is False
+    assert labeling.sync("digit_labels")["new_tasks"] == 0
+
+    # Version 2 of the images: four new, one removed (it was labeled).
+    digits |= {d.path: d.digit for d in write_digits(labeling.images, "photos", range(8, 12))}
+    (labeling.images / "photos/digit_0004.png").unlink()
+
+    second = labeling.sync("digit_labels")
+
+    assert (second["images_version"], second["new_tasks"], second["removed_images"]) == (2, 4, 1)
+    assert second["tasks"] == 11
+    assert labeling.get(f"/api/projects/{project}")["task_number"] == 12  # nothing imported twice
+    paths = [task["data"]["path"] for task in labeling.tasks(project)]
+    assert len(paths) == len(set(paths)) == 12
+    tasks = labeling.task_by_path(project)
+    labeling.annotate(
+        tasks["photos/digit_0009.png"]["id"], choices(str(digits["photos/digit_0009.png"]))
+    )
+
+    exported = labeling.export("digit_labels")
+
+    assert exported["version"] == 2
+    frame = labeling.workspace().get("digit_labels").to_pandas()
+    assert "photos/digit_0004.png" not in set(frame["image"])  # its image left the dataset
+    assert set(frame["image"]) == {
+        "photos/digit_0000.png",
+        "photos/digit_0001.png",
+        "photos/digit_0002.png",
+        "photos/digit_0009.png",
+    }
+    assert labeling.workspace().get("digit_labels", 2).record.lineage.upstream[0]["version"] == 2
+    assert len(labeling.workspace().get("digit_labels", 1).to_pandas()) == 4  # v1 is immutable
+
+
+def test_multi_label_project_exports_lists_of_classes(labeling: Labeling) -> None:
+    shapes = write_shapes(labeling.images, "photos", 6)
+    declare(labeling, "shape_tags", "multi_label", ["cat", "dog"])
+    labeling.sync("shape_tags")
+    project = labeling.project_id("shape_tags")
+    assert (
+        '<Choices name="label" toName="image" choice="multiple"'
+        in labeling.get(f"/api/projects/{project}")["label_config"]
+    )
+    tasks = labeling.task_by_path(project)
+    for image in shapes[:5]:
+        labeling.annotate(tasks[image.path]["id"], choices(*[label for label, _ in image.boxes]))
+
+    exported = labeling.export("shape_tags")
+
+    assert exported["labeled"] == 5
+    frame = labeling.workspace().get("shape_tags").to_pandas()
+    labels = {row.image: list(row.label) for row in frame.itertuples()}
+    drawn = {image.path: sorted({label for label, _ in image.boxes}) for image in shapes[:5]}
+    assert labels == drawn
+    assert labels["photos/shapes_002.png"] == []  # looked at: nothing in it
+    per_class = {row["class"]: row["count"] for row in _table(exported["per_class"])}
+    assert per_class == {"cat": 4, "dog": 2}
+    coco = coco_of(labeling, "shape_tags")
+    assert len(coco["images"]) == 5
+    assert len(coco["annotations"]) == 6
+
+
+def _table(value: Any) -> list[dict[str, Any]]:
+    return [dict(record.data) for record in value.records]
+
+
+def test_object_detection_exports_coco_in_pixels_and_boxes_in_0_1(labeling: Labeling) -> None:
+    shapes = write_shapes(labeling.images, "photos", 6)
+    declare(labeling, "shape_boxes", "object_detection", ["cat", "dog"])
+    synced = labeling.sync("shape_boxes")
+    project = labeling.project_id("shape_boxes")
+    assert synced["new_tasks"] == 6
+    assert "<RectangleLabels" in labeling.get(f"/api/projects/{project}")["label_config"]
+    tasks = labeling.task_by_path(project)
+    for image in shapes[:4]:  # shapes_002 has no shape: annotated with no box
+        labeling.annotate(
+            tasks[image.path]["id"], rectangles(image.boxes, image.width, image.height)
+        )
+    labeling.skip(tasks[shapes[4].path]["id"])
+
+    exported = labeling.export("shape_boxes")
+
+    assert (exported["labeled"], exported["skipped"], exported["remaining"]) == (4, 1, 1)
+    assert exported["coco_images"] == 4
+    coco = coco_of(labeling, "shape_boxes")
+    assert coco["categories"] == [
+        {"id": 1, "name": "cat", "supercategory": ""},
+        {"id": 2, "name": "dog", "supercategory": ""},
+    ]
+    images = {image["file_name"]: image for image in coco["images"]}
+    assert set(images) == {image.path for image in shapes[:4]}  # the one without boxes is kept
+    assert images["photos/shapes_000.png"]["width"] == 120
+    assert images["photos/shapes_000.png"]["height"] == 80
+    drawn = sorted((image.path, label, box) for image in shapes[:4] for label, box in image.boxes)
+    names = {1: "cat", 2: "dog"}
+    by_id = {image["id"]: name for name, image in images.items()}
+    found = sorted(
+        (by_id[a["image_id"]], names[a["category_id"]], [round(v) for v in a["bbox"]])
+        for a in coco["annotations"]
+    )
+    assert found == drawn
+    for annotation in coco["annotations"]:
+        _, _, width, height = annotation["bbox"]
+        assert annotation["area"] == pytest.approx(width * height, rel=1e-3)
+        assert annotation["iscrowd"] == 0
+    frame = labeling.workspace().get("shape_boxes").to_pandas()
+    row = frame.set_index("image").loc["photos/shapes_001.png"]
+    boxes = sorted(list(row["label"]), key=lambda box: box["label"])
+    corners = [
+        (box["label"], box["topX"], box["topY"], box["bottomX"], box["bottomY"]) for box in boxes
+    ]
+    assert corners == [
+        ("cat", pytest.approx(6 / 120), pytest.approx(10 / 80), pytest.approx(46 / 120), 0.5),
+        ("dog", 0.5, pytest.approx(21 / 80), pytest.approx(110 / 120), pytest.approx(66 / 80)),
+    ]
+    assert list(frame.set_index("image").loc["photos/shapes_002.png", "label"]) == []
+
+
+def test_progress_sensor_records_progress_on_the_project_asset_when_it_changes(
+    labeling: Labeling,
+) -> None:
+    write_digits(labeling.images, "photos", range(3))
+    declare(labeling, "digit_labels", "multi_class", DIGITS, progress_every="1m")
+    labeling.sync("digit_labels")
+    defs = labeling.defs()
+    sensor = defs.resolve_sensor_def("digit_labels_progress")
+    resources = {"workspace_default": (defs.resources or {})["workspace_default"]}
+
+    def tick(cursor: str | None = None) -> Any:
+        """One evaluation as the daemon makes it."""
+        context = dg.build_sensor_context(resources=resources, cursor=cursor, definitions=defs)
+        return sensor.evaluate_tick(context)
+
+    first = tick()
+
+    (observation,) = first.asset_events
+    assert observation.asset_key == dg.AssetKey("digit_labels_project")
+    assert observation.metadata["tasks"].value == 3
+    assert observation.metadata["labeled"].value == 0
+    again = tick(first.cursor)
+    assert again.asset_events == [] and again.skip_message.startswith("Unchanged")
+
+    tasks = labeling.task_by_path(labeling.project_id("digit_labels"))
+    labeling.annotate(tasks["photos/digit_0000.png"]["id"], choices("0"))
+    changed = tick(first.cursor)
+
+    (observation,) = changed.asset_events
+    metadata = observation.metadata
+    assert (metadata["labeled"].value, metadata["remaining"].value) == (1, 2)
+    annotators = _table(metadata["per_annotator"])
+    assert annotators == [{"annotator": labeling.server.username, "labeled": 1, "skipped": 0}]
+    per_class = {row["class"]: row["count"] for row in _table(metadata["per_class"])}
+    assert per_class["0"] == 1 and sum(per_class.values()) == 1
+
+
+def test_a_registered_model_pre_labels_new_tasks(labeling: Labeling) -> None:
+    """A binary classifier of digit pixels, scored on the images to label, pre-labels them."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    zeros_and_ones = [i for i, target in enumerate(digits.target) if target in (0, 1)]
+    train, label = zeros_and_ones[:200], zeros_and_ones[200:206]
+    pixels = [f"p{i}" for i in range(64)]
+    features = pd.DataFrame(digits.data[train], columns=pixels)
+    features["is_one"] = (digits.target[train] == 1).astype(int)
+    (labeling.images / "features").mkdir()
+    features.to_csv(labeling.images / "features/train.csv", index=False)
+    written = write_digits(labeling.images, "photos", label)
+    scoring = pd.DataFrame([d.pixels for d in written], columns=pixels)
+    scoring.insert(0, "image", [d.path for d in written])
+    scoring.to_csv(labeling.images / "features/photos.csv", index=False)
+    labeling.raw["datasets"] |= {
+        "digit_pixels": {"datastore": "images", "path": "features/train.csv"},
+        "photo_pixels": {"datastore": "images", "path": "features/photos.csv"},
+    }
+    labeling.raw["models"] = {
+        "one_detector": {
+            "train_on": "digit_pixels",
+            "target": "is_one",
+            "features": pixels,
+            "estimator": {"kind": "logistic_regression", "params": {"max_iter": 500}},
+            "metric": "accuracy",
+            "scoring": {"dataset": "photo_pixels"},
+        }
+    }
+    declare(
+        labeling,
+        "digit_labels",
+        "multi_class",
+        ["zero", "one"],
+        prelabel={
+            "model": "one_detector",
+            "image_column": "image",
+            "score_column": "probability",
+            "label_map": {"0": "zero", "1": "one"},
+        },
+    )
+    defs = labeling.defs()
+    materialize(defs, "digit_pixels", "one_detector", "photo_pixels", "one_detector_predictions")
+
+    synced = labeling.sync("digit_labels")
+
+    assert synced["prelabeled"] == 6
+    tasks = labeling.task_by_path(labeling.project_id("digit_labels"))
+    expected = {d.path: "one" if d.digit == 1 else "zero" for d in written}
+    predicted = {}
+    for path, task in tasks.items():
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == "one_detector v1"
+        assert 0 <= prediction["score"] <= 1
+        predicted[path] = prediction["result"][0]["value"]["choices"][0]
+    assert predicted == expected
