@@ -75,7 +75,7 @@ materialize: install
 	touch $@
 
 # Speed figures (see benchmarks/README.md); mltable lives in its own environment.
-bench: install .venv-bench/.installed
+bench: install .venv-bench/.installed $(LS_VENV)/.installed
 	$(VENV)/bin/python benchmarks/listing.py
 	$(VENV)/bin/python benchmarks/event_tick.py
 	$(VENV)/bin/python benchmarks/daemon_latency.py
@@ -84,6 +84,7 @@ bench: install .venv-bench/.installed
 	$(VENV)/bin/python benchmarks/load_catalog.py
 	$(VENV)/bin/python benchmarks/drift_engine.py
 	$(VENV)/bin/python benchmarks/drift_backfill.py
+	$(VENV)/bin/python benchmarks/labeling_sync.py
 
 clean:
 	rm -rf $(VENV) .venv-bench $(LS_VENV) $(TOOLS) .ingestion

@@ -11,6 +11,7 @@ import click
 
 from ingestion_project.cli_support import loaded_project, project_option
 from ingestion_project.datasets.cli_commands import datasets
+from ingestion_project.labeling.cli_commands import labeling
 from ingestion_project.settings import INGESTION_HOME_ENV, ingestion_home
 from ingestion_project.training.cli_commands import backtest
 
@@ -140,6 +141,7 @@ def _count(number: int, noun: str) -> str:
 
 
 cli.add_command(datasets)
+cli.add_command(labeling)
 cli.add_command(backtest)
 
 

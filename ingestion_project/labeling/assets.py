@@ -16,23 +16,15 @@ import dagster as dg
 from ingestion_project.catalog.project import ProjectCatalog
 from ingestion_project.datasets.assets import dataset_metadata
 from ingestion_project.datasets.versions import dataset_registry, stores_from_resources
-from ingestion_project.labeling.client import LabelStudioClient
-from ingestion_project.labeling.export import (
-    COCO_FILE,
-    LabelingProgress,
-    coco_document,
-    read_annotations,
-    register_labels,
+from ingestion_project.labeling.export import COCO_FILE, LabelingProgress
+from ingestion_project.labeling.operations import (
+    LabelingError,
+    export_labeling,
+    labeling_progress,
+    labeling_stores,
+    sync_labeling,
 )
-from ingestion_project.labeling.prelabel import read_prelabels
-from ingestion_project.labeling.spec import (
-    TASK_TITLES,
-    LabelingSpec,
-    progress_sensor_name,
-    project_asset_name,
-)
-from ingestion_project.labeling.state import ProjectState, read_state
-from ingestion_project.labeling.sync import SyncReport, sync_project
+from ingestion_project.labeling.spec import TASK_TITLES, progress_sensor_name, project_asset_name
 from ingestion_project.metadata import table
 
 REMOVED_SHOWN = 20
@@ -45,19 +37,6 @@ PER_ANNOTATOR_COLUMNS = [
 REMOVED_COLUMNS = [dg.TableColumn("path", "string")]
 
 
-def labeling_stores(catalog: ProjectCatalog, name: str) -> set[str]:
-    """The datastores a labeling entry reads: images, registry, and its pre-labels' source."""
-    spec = catalog.labeling[name]
-    stores = {catalog.datasets[spec.images].datastore, catalog.registry.datastore}
-    if spec.prelabel is not None and spec.prelabel.model is not None:
-        model = catalog.models[spec.prelabel.model]
-        assert model.scoring is not None
-        stores |= {model.scoring.datastore, catalog.datasets[model.scoring.dataset].datastore}
-    elif spec.prelabel is not None and spec.prelabel.dataset is not None:
-        stores.add(catalog.datasets[spec.prelabel.dataset].datastore)
-    return stores
-
-
 def build_labeling_assets(
     name: str, catalog: ProjectCatalog, code_version: str
 ) -> list[dg.AssetsDefinition]:
@@ -65,7 +44,6 @@ def build_labeling_assets(
     project_key = project_asset_name(name)
     registry_spec = catalog.registry
     stores = labeling_stores(catalog, name)
-    where = f"labeling '{name}'"
     deps: list[str] = [spec.images]
     if spec.prelabel is not None:
         source = spec.prelabel.model or spec.prelabel.dataset
@@ -86,31 +64,13 @@ def build_labeling_assets(
         required_resource_keys=stores,
     )
     def labeling_project(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        registry_store = getattr(context.resources, registry_spec.datastore)
-        registry = dataset_registry(registry_store, registry_spec.prefix)
-        images = registry.require_latest(spec.images)
         found = stores_from_resources(context.resources, stores)
-        prelabels = read_prelabels(name, spec, catalog, registry, found)
-        with LabelStudioClient(spec.label_studio, where=where) as client:
-            report = sync_project(
-                name,
-                spec,
-                images,
-                found,
-                registry_store,
-                registry_spec.prefix,
-                client,
-                prelabels=prelabels,
-                progress=context.log.info,
-            )
-            progress = _progress(name, spec, client, registry_store, registry_spec.prefix)
-        context.log.info(_sync_sentence(spec, report) + " " + progress.sentence() + ".")
-        if report.removed:
-            context.log.warning(
-                f"{len(report.removed)} images of earlier versions are not in '{spec.images}' "
-                f"v{images.version} (e.g. {report.removed[0]}): their tasks stay in Label "
-                "Studio, and their labels are left out of exports."
-            )
+        synced = sync_labeling(name, catalog, found, say=context.log.info)
+        report = synced.report
+        first, *warnings = synced.sentences(spec.images)
+        context.log.info(first)
+        for warning in warnings:
+            context.log.warning(warning)
         metadata: dict[str, Any] = {
             "project_url": dg.MetadataValue.url(report.project_url),
             "project_id": report.project_id,
@@ -119,7 +79,10 @@ def build_labeling_assets(
             "removed_images": len(report.removed),
             "resigned_urls": report.resigned,
             "prelabeled": report.prelabeled,
-            **progress_metadata(progress),
+            "tasks": report.images,
+            "project_tasks": synced.counts.tasks,
+            "labeled_tasks": synced.counts.labeled,
+            "skipped_annotations": synced.counts.skipped,
         }
         if report.removed:
             rows = [{"path": path} for path in report.removed[:REMOVED_SHOWN]]
@@ -146,42 +109,37 @@ def build_labeling_assets(
         output_required=False,
     )
     def labeled_dataset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-        registry_store = getattr(context.resources, registry_spec.datastore)
-        registry = dataset_registry(registry_store, registry_spec.prefix)
-        state = require_state(name, registry_store, registry_spec.prefix)
-        with LabelStudioClient(spec.label_studio, where=where) as client:
-            exported = client.export_snapshot(state.project_id, f"{name} export")
-        labeled, progress = read_annotations(spec, exported, state)
-        if not labeled:
+        found = stores_from_resources(context.resources, [registry_spec.datastore])
+        try:
+            exported = export_labeling(
+                name, catalog, found, run_id=context.run.run_id, code_version=code_version
+            )
+        except LabelingError as error:
+            raise dg.Failure(str(error)) from None
+        progress, state = exported.progress, exported.state
+        outcome = exported.registration
+        if outcome is None or exported.coco is None:
             context.log.warning(
-                f"{where}: no image of '{spec.images}' v{state.images_version} is labeled yet "
-                f"({progress.sentence()}): nothing to export. Label some in "
+                f"labeling '{name}': no image of '{spec.images}' v{state.images_version} is "
+                f"labeled yet ({progress.sentence()}): nothing to export. Label some in "
                 f"{state.url}/projects/{state.project_id}, then export again."
             )
             return
-        outcome = register_labels(
-            name,
-            spec,
-            labeled,
-            state,
-            registry,
-            registry_spec.datastore,
-            run_id=context.run.run_id,
-            code_version=code_version,
-        )
         record = outcome.record
         verb = "Registered" if outcome.created else "Unchanged:"
         context.log.info(
             f"{verb} {name} version {record.version}: {record.row_count} labeled images of "
             f"'{spec.images}' v{state.images_version} ({progress.sentence()})."
         )
-        coco = coco_document(spec, name, labeled)
+        registry = dataset_registry(
+            getattr(context.resources, registry_spec.datastore), registry_spec.prefix
+        )
         yield dg.MaterializeResult(
             metadata={
                 **dataset_metadata(outcome, registry),
                 "coco_file": dg.MetadataValue.path(f"{record.snapshot_prefix}/{COCO_FILE}"),
-                "coco_images": len(coco["images"]),
-                "coco_annotations": len(coco["annotations"]),
+                "coco_images": len(exported.coco["images"]),
+                "coco_annotations": len(exported.coco["annotations"]),
                 **progress_metadata(progress),
             },
             data_version=dg.DataVersion(record.fingerprint),
@@ -210,50 +168,24 @@ def build_progress_sensor(name: str, catalog: ProjectCatalog) -> dg.SensorDefini
         f"{spec.progress_every} and records it on {project_key} when it changed.",
     )
     def progress_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        store = getattr(context.resources, registry_spec.datastore)
-        state = read_state(store, registry_spec.prefix, name)
-        if state is None:
+        stores = stores_from_resources(context.resources, [registry_spec.datastore])
+        try:
+            progress = labeling_progress(name, catalog, stores)
+        except LabelingError:
             return dg.SkipReason(f"No project yet: materialize {project_key} to create it.")
-        progress = _progress(name, spec, None, store, registry_spec.prefix, state)
-        figures = progress_metadata(progress)
         digest = hashlib.sha256(
             json.dumps(_plain_figures(progress), sort_keys=True).encode()
         ).hexdigest()[:16]
         if digest == context.cursor:
             return dg.SkipReason(f"Unchanged: {progress.sentence()}.")
         return dg.SensorResult(
-            asset_events=[dg.AssetObservation(asset_key=project_key, metadata=figures)],
+            asset_events=[
+                dg.AssetObservation(asset_key=project_key, metadata=progress_metadata(progress))
+            ],
             cursor=digest,
         )
 
     return progress_sensor
-
-
-def require_state(name: str, store: Any, prefix: str) -> ProjectState:
-    state = read_state(store, prefix, name)
-    if state is None:
-        raise dg.Failure(
-            f"labeling '{name}' has no Label Studio project yet: materialize "
-            f"{project_asset_name(name)} first (it creates the project and imports the images)."
-        )
-    return state
-
-
-def _progress(
-    name: str,
-    spec: LabelingSpec,
-    client: LabelStudioClient | None,
-    store: Any,
-    prefix: str,
-    state: ProjectState | None = None,
-) -> LabelingProgress:
-    state = state or require_state(name, store, prefix)
-    if client is None:
-        with LabelStudioClient(spec.label_studio, where=f"labeling '{name}'") as own:
-            return _progress(name, spec, own, store, prefix, state)
-    exported = client.export_snapshot(state.project_id, f"{name} progress")
-    _, progress = read_annotations(spec, exported, state)
-    return progress
 
 
 def progress_metadata(progress: LabelingProgress) -> dict[str, Any]:
@@ -286,12 +218,3 @@ def _plain_figures(progress: LabelingProgress) -> dict[str, Any]:
         "per_class": progress.per_class,
         "per_annotator": progress.per_annotator,
     }
-
-
-def _sync_sentence(spec: LabelingSpec, report: SyncReport) -> str:
-    made = "Created" if report.created_project else "Synced"
-    return (
-        f"{made} project {report.project_id} with '{spec.images}' v{report.images_version}: "
-        f"{report.new_tasks} new tasks, {len(report.removed)} removed images, "
-        f"{report.resigned} URLs signed again, {report.prelabeled} pre-labeled."
-    )

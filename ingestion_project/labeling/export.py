@@ -86,7 +86,8 @@ def read_annotations(
     state: ProjectState,
 ) -> tuple[list[LabeledImage], LabelingProgress]:
     """The labeled images of the synced version, and the project's progress, from one export."""
-    current = {path for path in state.tasks if path not in set(state.removed)}
+    removed = set(state.removed)
+    current = {path for path in state.tasks if path not in removed}
     progress = LabelingProgress(tasks=len(current))
     labeled: list[LabeledImage] = []
     per_class: Counter[str] = Counter()
@@ -244,6 +245,7 @@ def register_labels(
     registry: DatasetRegistry,
     store_name: str,
     *,
+    coco: dict[str, Any],
     run_id: str | None,
     code_version: str,
 ) -> Registration:
@@ -253,7 +255,6 @@ def register_labels(
     record, and removed again if anything fails before the record is written.
     """
     frame = labels_frame(labeled)
-    coco = coco_document(spec, name, labeled)
     content = json.dumps(
         {
             "rows": frame.astype({"annotated_at": str}).to_dict(orient="records"),

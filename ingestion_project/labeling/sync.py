@@ -33,6 +33,9 @@ from ingestion_project.labeling.state import ProjectState, TaskState, read_state
 from ingestion_project.records import DatasetVersionRecord
 
 Progress = Callable[[str], None]
+# Images imported between two writes of the state (in requests of IMPORT_BATCH): the state file
+# grows with the project, so it is written once per this many new tasks, not per request.
+CHECKPOINT_TASKS = 5_000
 
 
 @dataclass(frozen=True)
@@ -163,41 +166,36 @@ def sync_project(
     new = [image for image in images if image.path not in tasks]
     report.removed = sorted(path for path in tasks if path not in current)
     expiry = timedelta(seconds=spec.image_urls.expiry_seconds)
-    for start in range(0, len(new), IMPORT_BATCH):
-        batch = new[start : start + IMPORT_BATCH]
-        payload, sized = [], {}
-        for image in batch:
-            width, height = image_size(image, store, where=where)
-            url = image_url(image, store, spec.image_urls, where=where)
-            sized[image.path] = (width, height, url.expires)
-            entry: dict[str, Any] = {"data": _task_data(image.path, url.url, width, height)}
-            guess = (prelabels or {}).get(image.path)
-            if guess is not None:
-                result = prediction_result(spec.task, guess.label, width, height, guess.score)
-                prediction: dict[str, Any] = {"result": result, "model_version": guess.source}
-                if guess.score is not None:
-                    prediction["score"] = guess.score
-                entry["predictions"] = [prediction]
-            payload.append(entry)
-        paths = [image.path for image in batch]
+    guesses = prelabels or {}
+    for start in range(0, len(new), CHECKPOINT_TASKS):
+        chunk = new[start : start + CHECKPOINT_TASKS]
+        paths = [image.path for image in chunk]
+        # Recorded before the import: a crash in it is repaired from Label Studio next time.
         state = state.model_copy(update={"in_flight": paths})
         write_state(state_store, state_prefix, name, state)
-        found = dict(zip(paths, client.import_tasks(state.project_id, payload), strict=True))
-        for path in paths:
-            width, height, expires = sized[path]
-            guess = (prelabels or {}).get(path)
-            tasks[path] = TaskState(
-                id=found[path],
-                width=width,
-                height=height,
-                expires=expires,
-                prelabel=guess.source if guess else None,
-            )
+        for first in range(0, len(chunk), IMPORT_BATCH):
+            batch = chunk[first : first + IMPORT_BATCH]
+            payload, made = [], []
+            for image in batch:
+                width, height = image_size(image, store, where=where)
+                url = image_url(image, store, spec.image_urls, where=where)
+                guess = guesses.get(image.path)
+                payload.append(_new_task(spec, image.path, url.url, width, height, guess))
+                made.append((image.path, width, height, url.expires, guess))
+            ids = client.import_tasks(state.project_id, payload)
+            for (path, width, height, expires, guess), task_id in zip(made, ids, strict=True):
+                tasks[path] = TaskState(
+                    id=task_id,
+                    width=width,
+                    height=height,
+                    expires=expires,
+                    prelabel=guess.source if guess else None,
+                )
+                report.prelabeled += guess is not None
+            report.new_tasks += len(batch)
+            say(f"Imported {report.new_tasks} of {len(new)} new images as tasks.")
         state = state.model_copy(update={"tasks": tasks, "in_flight": []})
         write_state(state_store, state_prefix, name, state)
-        report.new_tasks += len(batch)
-        report.prelabeled += sum(1 for path in paths if (prelabels or {}).get(path))
-        say(f"Imported {report.new_tasks} of {len(new)} new images as tasks.")
     soon = now + expiry / 2
     for path, task in list(tasks.items()):
         if path not in current or task.expires is None or task.expires > soon:
@@ -206,7 +204,7 @@ def sync_project(
         client.update_task_data(task.id, _task_data(path, url.url, task.width, task.height))
         tasks[path] = task.model_copy(update={"expires": url.expires})
         report.resigned += 1
-    for path, guess in (prelabels or {}).items():
+    for path, guess in guesses.items():
         task = tasks.get(path)
         if task is None or path not in current or task.prelabel == guess.source:
             continue
@@ -224,6 +222,25 @@ def sync_project(
     )
     write_state(state_store, state_prefix, name, state)
     return report
+
+
+def _new_task(
+    spec: LabelingSpec,
+    path: str,
+    url: str,
+    width: int,
+    height: int,
+    guess: Prelabel | None,
+) -> dict[str, Any]:
+    """A task to import: its data and, with a pre-label, the prediction labelers start from."""
+    task: dict[str, Any] = {"data": _task_data(path, url, width, height)}
+    if guess is not None:
+        result = prediction_result(spec.task, guess.label, width, height, guess.score)
+        prediction: dict[str, Any] = {"result": result, "model_version": guess.source}
+        if guess.score is not None:
+            prediction["score"] = guess.score
+        task["predictions"] = [prediction]
+    return task
 
 
 def _task_data(path: str, url: str, width: int, height: int) -> dict[str, Any]:
