@@ -19,7 +19,6 @@ from ingestion_project.records import (
     RecordModel,
     StoredRecord,
     read_record,
-    record_json,
 )
 
 
@@ -65,7 +64,8 @@ def read_state(store: FileDatastore, prefix: str, name: str) -> ProjectState | N
 
 
 def write_state(store: FileDatastore, prefix: str, name: str, state: ProjectState) -> None:
-    store.write_bytes(state_path(prefix, name), record_json(state))
+    """Pydantic's own serializer: the state holds a task per image, so it must be quick."""
+    store.write_bytes(state_path(prefix, name), state.model_dump_json().encode())
 
 
 def with_sync_time(state: ProjectState, when: datetime) -> ProjectState:
