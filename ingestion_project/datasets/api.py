@@ -223,7 +223,10 @@ class Workspace:
         return ModelRegistry(self.file_datastore(registry.datastore), registry.prefix)
 
     def datasets(self) -> list[DatasetSummary]:
-        """Every declared dataset with its latest and newest versions, in catalog order."""
+        """Every declared dataset with its latest and newest versions, in catalog order.
+
+        The labeled datasets of labeling entries come last (each version is one export).
+        """
         uses = self._model_uses()
 
         def info(record: DatasetVersionRecord | None) -> DatasetVersionInfo | None:
@@ -247,6 +250,21 @@ class Workspace:
                     description=spec.description,
                     latest=info(latest),
                     newest=info(newest),
+                )
+            )
+        for name, labeling in self.catalog.labeling.items():
+            latest = self.registry.latest(name)
+            summaries.append(
+                DatasetSummary(
+                    name=name,
+                    kind="labels",
+                    datastore=self.catalog.registry.datastore,
+                    path=f"Label Studio exports of '{labeling.images}'",
+                    query=None,
+                    mode="snapshot",
+                    description=labeling.description,
+                    latest=info(latest),
+                    newest=info(latest),
                 )
             )
         return summaries

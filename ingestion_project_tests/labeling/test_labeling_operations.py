@@ -77,6 +77,11 @@ def test_the_cli_syncs_shows_progress_and_exports_files(labeling: Labeling, tmp_
     }
     again = run(project, "export", "digit_labels")
     assert "Unchanged, still digit_labels version 1" in again.output
+    from ingestion_project.datasets.cli_commands import datasets
+
+    listed = CliRunner().invoke(datasets, ["list", "--project", str(project)])
+    assert "digit_labels: labels, datastore workspace_default" in listed.output
+    assert "latest: version 1, 2 rows" in listed.output
 
 
 def test_a_missing_or_wrong_token_and_an_unreachable_server_say_what_to_do(
