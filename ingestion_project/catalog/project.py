@@ -607,13 +607,15 @@ def _check_labeling(
                 f"model '{prelabel.model}' has no 'scoring:', so it writes no predictions",
                 f"Add models.{prelabel.model}.scoring over a dataset with an image path column",
             )
-    elif prelabel.dataset is not None and prelabel.dataset not in project.datasets:
-        if prelabel.dataset not in broken["datasets"]:
+    elif prelabel.dataset is not None:
+        # Another labeling entry's labels are a dataset too: a head start for a new project.
+        sources = sorted({*project.datasets, *project.labeling} - {name})
+        if prelabel.dataset not in sources and prelabel.dataset not in broken["datasets"]:
             report(
                 "labeling",
                 name,
                 f"{where}.prelabel.dataset",
-                f"'{prelabel.dataset}' is not a declared dataset",
-                f"Declared datasets: {', '.join(sorted(project.datasets)) or 'none'}"
-                f"{did_you_mean(prelabel.dataset, list(project.datasets))}",
+                f"'{prelabel.dataset}' is not a declared dataset or another labeling entry",
+                f"Declared: {', '.join(sources) or 'none'}"
+                f"{did_you_mean(prelabel.dataset, sources)}",
             )

@@ -89,6 +89,10 @@ def build_labeling_assets(
             metadata["removed_image_list"] = table(rows, REMOVED_COLUMNS)
         if report.not_images:
             metadata["not_images"] = report.not_images
+        if report.unreadable:
+            metadata["unreadable_images"] = len(report.unreadable)
+            rows = [{"path": path} for path in report.unreadable[:REMOVED_SHOWN]]
+            metadata["unreadable_image_list"] = table(rows, REMOVED_COLUMNS)
         return dg.MaterializeResult(
             metadata=metadata,
             data_version=dg.DataVersion(f"{report.project_id}:{report.images_version}"),

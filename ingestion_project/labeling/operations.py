@@ -70,6 +70,12 @@ class Synced:
             f"pre-labeled. Label Studio counts {counts.labeled} of {counts.tasks} tasks labeled "
             f"and {counts.skipped} skips."
         ]
+        if report.unreadable:
+            lines.append(
+                f"{len(report.unreadable)} files of '{images}' are not images Pillow can read "
+                f"(e.g. {report.unreadable[0]}): not imported. Replace or remove them; the next "
+                "sync tries them again."
+            )
         if report.removed:
             lines.append(
                 f"{len(report.removed)} images of earlier versions are not in '{images}' "
@@ -97,7 +103,7 @@ def labeling_stores(catalog: ProjectCatalog, name: str) -> set[str]:
         model = catalog.models[spec.prelabel.model]
         assert model.scoring is not None
         stores |= {model.scoring.datastore, catalog.datasets[model.scoring.dataset].datastore}
-    elif spec.prelabel is not None and spec.prelabel.dataset is not None:
+    elif spec.prelabel is not None and spec.prelabel.dataset in catalog.datasets:
         stores.add(catalog.datasets[spec.prelabel.dataset].datastore)
     return stores
 

@@ -20,6 +20,7 @@ from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.labeling.client import IMPORT_BATCH, LabelStudioClient
 from ingestion_project.labeling.images import (
+    ImageError,
     ImageFile,
     image_size,
     image_url,
@@ -63,6 +64,9 @@ class SyncReport:
     resigned: int = 0
     prelabeled: int = 0
     repaired: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    """Images Pillow cannot read: not imported (tried again next sync), so one bad file
+    never blocks the others."""
 
     @property
     def tasks(self) -> int:
@@ -177,12 +181,17 @@ def sync_project(
             batch = chunk[first : first + IMPORT_BATCH]
             payload, made = [], []
             for image in batch:
-                width, height = image_size(image, store, where=where)
+                try:
+                    width, height = image_size(image, store, where=where)
+                except ImageError as error:
+                    report.unreadable.append(image.path)
+                    say(str(error))
+                    continue
                 url = image_url(image, store, spec.image_urls, where=where)
                 guess = guesses.get(image.path)
                 payload.append(_new_task(spec, image.path, url.url, width, height, guess))
                 made.append((image.path, width, height, url.expires, guess))
-            ids = client.import_tasks(state.project_id, payload)
+            ids = client.import_tasks(state.project_id, payload) if payload else []
             for (path, width, height, expires, guess), task_id in zip(made, ids, strict=True):
                 tasks[path] = TaskState(
                     id=task_id,
@@ -192,7 +201,7 @@ def sync_project(
                     prelabel=guess.source if guess else None,
                 )
                 report.prelabeled += guess is not None
-            report.new_tasks += len(batch)
+            report.new_tasks += len(made)
             say(f"Imported {report.new_tasks} of {len(new)} new images as tasks.")
         state = state.model_copy(update={"tasks": tasks, "in_flight": []})
         write_state(state_store, state_prefix, name, state)

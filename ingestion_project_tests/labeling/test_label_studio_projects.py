@@ -296,3 +296,46 @@ def test_a_registered_model_pre_labels_new_tasks(labeling: Labeling) -> None:
         assert 0 <= prediction["score"] <= 1
         predicted[path] = prediction["result"][0]["value"]["choices"][0]
     assert predicted == expected
+
+
+def test_another_projects_labels_pre_label_a_new_project(labeling: Labeling) -> None:
+    """Boxes exported by one project (0..1 corners) come back as the next one's predictions."""
+    shapes = write_shapes(labeling.images, "photos", 3)
+    declare(labeling, "first_pass", "object_detection", ["cat", "dog"])
+    labeling.sync("first_pass")
+    tasks = labeling.task_by_path(labeling.project_id("first_pass"))
+    for image in shapes:
+        labeling.annotate(
+            tasks[image.path]["id"], rectangles(image.boxes, image.width, image.height)
+        )
+    labeling.export("first_pass")
+    declare(
+        labeling,
+        "second_pass",
+        "object_detection",
+        ["cat", "dog"],
+        prelabel={"dataset": "first_pass", "image_column": "image"},
+    )
+
+    synced = labeling.sync("second_pass")
+
+    assert synced["prelabeled"] == 2  # the image without boxes has nothing to predict
+    second = labeling.task_by_path(labeling.project_id("second_pass"))
+    for image in shapes:
+        predictions = second[image.path]["predictions"]
+        if not image.boxes:
+            assert predictions == []
+            continue
+        (prediction,) = predictions
+        assert prediction["model_version"] == "first_pass v1"
+        drawn = sorted(
+            (
+                item["value"]["rectanglelabels"][0],
+                round(item["value"]["x"] * image.width / 100),
+                round(item["value"]["y"] * image.height / 100),
+                round(item["value"]["width"] * image.width / 100),
+                round(item["value"]["height"] * image.height / 100),
+            )
+            for item in prediction["result"]
+        )
+        assert drawn == sorted((label, *box) for label, box in image.boxes)

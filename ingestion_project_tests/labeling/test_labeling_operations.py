@@ -270,3 +270,26 @@ def test_azure_blob_images_reach_label_studio_through_signed_urls_signed_again_b
     assert all(again[p]["data"]["image"] != tasks[p]["data"]["image"] for p in tasks)
     assert all(http.get(again[p]["data"]["image"], timeout=10).ok for p in again)
     assert again[shapes[0].path]["data"]["width"] == 120  # the rest of the task's data is kept
+
+
+def test_a_file_that_is_not_an_image_is_reported_and_does_not_block_the_others(
+    labeling: Labeling,
+) -> None:
+    write_digits(labeling.images, "photos", range(2))
+    (labeling.images / "photos/broken.png").write_bytes(b"not a png at all")
+    declare(labeling, "digit_labels", "multi_class", DIGITS)
+
+    synced = labeling.sync("digit_labels")
+
+    assert (synced["new_tasks"], synced["unreadable_images"]) == (2, 1)
+    assert [row.data["path"] for row in synced["unreadable_image_list"].records] == [
+        "photos/broken.png"
+    ]
+    (labeling.images / "photos/broken.png").unlink()
+    write_digits(labeling.images, "photos", [5])
+    (labeling.images / "photos/digit_0005.png").rename(labeling.images / "photos/broken.png")
+
+    fixed = labeling.sync("digit_labels")
+
+    assert fixed["new_tasks"] == 1 and "unreadable_images" not in fixed
+    assert labeling.get(f"/api/projects/{fixed['project_id']}")["task_number"] == 3
