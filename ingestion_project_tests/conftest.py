@@ -52,6 +52,10 @@ def instance() -> dg.DagsterInstance:
 
 
 from ingestion_project_tests.azurite import azurite, azurite_queue  # noqa: E402, F401  (fixtures)
+from ingestion_project_tests.label_studio import (  # noqa: E402, F401  (fixtures)
+    label_studio,
+    label_studio_document_root,
+)
 from ingestion_project_tests.postgres import fresh_database  # noqa: E402, F401  (fixture)
 
 _PROXY_VARIABLES = (

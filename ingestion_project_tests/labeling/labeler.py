@@ -6,11 +6,13 @@ Labels are posted through Label Studio's REST API, as its labeling UI does in a 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 import requests
 
 from ingestion_project.catalog.project import ProjectCatalog
@@ -135,3 +137,28 @@ def rectangles(boxes: list[tuple[str, list[int]]], width: int, height: int) -> l
         }
         for label, (x, y, w, h) in boxes
     ]
+
+
+@pytest.fixture
+def labeling(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    label_studio: LabelStudioServer,
+    label_studio_document_root: Path,
+) -> Iterator[Labeling]:
+    """A catalog with a local image dataset Label Studio can serve, and a labeler's session."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("INGESTION_HOME", str(home))
+    monkeypatch.setenv("LABEL_STUDIO_TOKEN", label_studio.token)
+    images = label_studio_document_root / f"store-{uuid.uuid4().hex[:8]}"
+    images.mkdir()
+    raw = {
+        "datastores": {"images": {"kind": "local", "root": str(images)}},
+        "datasets": {"photos": {"kind": "file", "datastore": "images", "path": "photos/*.png"}},
+        "labeling": {},
+    }
+    api = requests.Session()
+    api.trust_env = False
+    api.headers["Authorization"] = f"Token {label_studio.token}"
+    yield Labeling(label_studio, home, images, label_studio_document_root, raw, api)
+    api.close()

@@ -19,6 +19,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from ingestion_project.demo.loop import HISTORY, INCOMING
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
+from ingestion_project_tests.labeling.labeler import labeling  # noqa: F401  (fixture)
 from ingestion_project_tests.processes import (
     executable,
     free_port,

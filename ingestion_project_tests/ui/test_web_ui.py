@@ -10,9 +10,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from ingestion_project_tests.ui.webui import MATERIALIZED, DemoUI, save_for_docs
+from ingestion_project_tests.ui.webui import (
+    MATERIALIZED,
+    DemoUI,
+    asset_link,
+    inner_row,
+    metadata_row,
+    metadata_value,
+    save_for_docs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,29 +35,6 @@ SENSOR_DESCRIPTION = """
 query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { description } }
 }"""
-
-
-def asset_link(page: Page, asset: str) -> Locator:
-    """The catalog's link to ``asset`` (its accessible name repeats the key)."""
-    return page.locator(f'a[href="/assets/{asset}"]')
-
-
-def metadata_row(page: Page, key: str) -> Locator:
-    """The row of ``key`` in the asset's metadata table, on the Overview and Events tabs alike."""
-    return page.get_by_role("cell", name=key, exact=True).first.locator("xpath=ancestor::tr[1]")
-
-
-def metadata_value(page: Page, key: str) -> Locator:
-    """The value of ``key`` on the Overview tab, whose metadata columns are key, time, value."""
-    return metadata_row(page, key).locator("xpath=td[3]")
-
-
-def inner_row(table: Locator, *cells: str) -> Locator:
-    """The row of a table inside ``table`` (a metadata row) that holds all of ``cells``."""
-    row = table.get_by_role("row")
-    for cell in cells:
-        row = row.filter(has=table.page.get_by_role("cell", name=cell, exact=True))
-    return row
 
 
 def test_the_catalog_lists_the_materialized_demo(demo_ui: DemoUI, page: Page) -> None:

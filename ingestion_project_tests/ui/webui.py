@@ -70,3 +70,26 @@ def save_for_docs(tab: Page, name: str, down_to: Locator) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=path, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height})
     return path
+
+
+def asset_link(page: Page, asset: str) -> Locator:
+    """The catalog's link to ``asset`` (its accessible name repeats the key)."""
+    return page.locator(f'a[href="/assets/{asset}"]')
+
+
+def metadata_row(page: Page, key: str) -> Locator:
+    """The row of ``key`` in the asset's metadata table, on the Overview and Events tabs alike."""
+    return page.get_by_role("cell", name=key, exact=True).first.locator("xpath=ancestor::tr[1]")
+
+
+def metadata_value(page: Page, key: str) -> Locator:
+    """The value of ``key`` on the Overview tab, whose metadata columns are key, time, value."""
+    return metadata_row(page, key).locator("xpath=td[3]")
+
+
+def inner_row(table: Locator, *cells: str) -> Locator:
+    """The row of a table inside ``table`` (a metadata row) that holds all of ``cells``."""
+    row = table.get_by_role("row")
+    for cell in cells:
+        row = row.filter(has=table.page.get_by_role("cell", name=cell, exact=True))
+    return row
