@@ -84,6 +84,8 @@ bench: install .venv-bench/.installed $(LS_VENV)/.installed
 	$(VENV)/bin/python benchmarks/load_catalog.py
 	$(VENV)/bin/python benchmarks/drift_engine.py
 	$(VENV)/bin/python benchmarks/drift_backfill.py
+	$(VENV)/bin/python benchmarks/paged_listing.py
+	$(VENV)/bin/python benchmarks/sensor_fleet.py
 	$(VENV)/bin/python benchmarks/labeling_sync.py
 
 clean:

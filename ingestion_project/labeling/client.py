@@ -65,10 +65,6 @@ class LabelStudioClient:
         return f"{self.url}/projects/{project_id}/data"
 
     # Projects.
-    def check(self) -> None:
-        """Reach the server and prove the token: one cheap authenticated call."""
-        self._request("GET", "/api/projects", params={"page_size": 1})
-
     def create_project(self, title: str, label_config: str, instructions: str) -> dict[str, Any]:
         body = {
             "title": project_title(title),

@@ -20,8 +20,6 @@ from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.labeling.spec import ImageUrlsSpec
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
-# Stores whose images reach a browser without a base_url of the user's.
-SERVABLE_KINDS = ("local", "azure_blob", "http")
 
 
 class ImageError(Exception):

@@ -8,7 +8,6 @@ import and the write that records it is repaired from Label Studio on the next s
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
 from pydantic import Field
@@ -66,7 +65,3 @@ def read_state(store: FileDatastore, prefix: str, name: str) -> ProjectState | N
 def write_state(store: FileDatastore, prefix: str, name: str, state: ProjectState) -> None:
     """Pydantic's own serializer: the state holds a task per image, so it must be quick."""
     store.write_bytes(state_path(prefix, name), state.model_dump_json().encode())
-
-
-def with_sync_time(state: ProjectState, when: datetime) -> ProjectState:
-    return state.model_copy(update={"synced_at": when})

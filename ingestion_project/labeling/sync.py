@@ -20,6 +20,7 @@ from ingestion_project.datastores.base import FileDatastore
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.labeling.client import IMPORT_BATCH, LabelStudioClient
 from ingestion_project.labeling.images import (
+    IMAGE_SUFFIXES,
     ImageError,
     ImageFile,
     image_size,
@@ -68,10 +69,6 @@ class SyncReport:
     """Images Pillow cannot read: not imported (tried again next sync), so one bad file
     never blocks the others."""
 
-    @property
-    def tasks(self) -> int:
-        return self.images
-
 
 def config_fingerprint(spec: LabelingSpec) -> str:
     payload = f"{label_config(spec)}\n{spec.instructions}\n{spec.title}"
@@ -109,9 +106,9 @@ def sync_project(
     store = manifest_store(images_record, stores)
     images, not_images = version_images(images_record)
     if not images:
-        raise ValueError(
+        raise ImageError(
             f"{where}: version {images_record.version} of dataset '{spec.images}' holds no image "
-            f"files ({', '.join(sorted(_suffixes()))}). Point the dataset's path at images."
+            f"files ({', '.join(sorted(IMAGE_SUFFIXES))}). Point the dataset's path at images."
         )
     state = read_state(state_store, state_prefix, name)
     fingerprint = config_fingerprint(spec)
@@ -278,9 +275,3 @@ def _repair(
                 expires=now,
             )
     return len(found)
-
-
-def _suffixes() -> set[str]:
-    from ingestion_project.labeling.images import IMAGE_SUFFIXES
-
-    return set(IMAGE_SUFFIXES)
