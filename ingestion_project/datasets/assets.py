@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec, RegistrySpec
+from ingestion_project.datasets.profile import EXACT_DISTINCT
 from ingestion_project.datasets.sql_datasets import register_sql_dataset
 from ingestion_project.datasets.versions import (
     DatasetRegistry,
@@ -377,7 +378,9 @@ PROFILE_COLUMNS = [
     dg.TableColumn("column", "string"),
     dg.TableColumn("type", "string"),
     dg.TableColumn("nulls", "int"),
-    dg.TableColumn("distinct", "int"),
+    dg.TableColumn(
+        "distinct", "int", description=f"exact below {EXACT_DISTINCT:,}, else within about 2%"
+    ),
 ]
 STATS_COLUMNS = [
     dg.TableColumn("column", "string"),
