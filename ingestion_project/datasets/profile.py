@@ -126,16 +126,20 @@ def _is_null(value: Any) -> bool:
 def _distinct_hashes(hashes: np.ndarray) -> int:
     """Distinct values among 64-bit hashes: exact below EXACT_DISTINCT, else estimated.
 
-    The ``2k`` smallest hashes (one partial sort) hold at least ``k`` distinct ones when the
-    column is large; the k-th smallest distinct hash then estimates the count as
-    ``(k - 1) / (h_k / 2**64)``. When duplicates crowd them out, or the column has fewer than
-    ``k`` distinct values, they are counted exactly with a hash table, which is quick then.
+    The ``m`` smallest hashes (one partial sort) are taken, ``m`` growing with the duplicates
+    among them until they hold ``k`` distinct ones; the k-th smallest distinct hash then
+    estimates the count as ``(k - 1) / (h_k / 2**64)``. A column with fewer than ``k``
+    distinct values, or so few that ``m`` would near the whole column, is counted exactly
+    with a hash table, which is quick then.
     """
-    k = EXACT_DISTINCT
-    if len(hashes) > 2 * k:
-        smallest = np.unique(np.partition(hashes, 2 * k)[: 2 * k])
+    k, rows = EXACT_DISTINCT, len(hashes)
+    taken = 2 * k
+    while taken < rows // 4:
+        smallest = np.unique(np.partition(hashes, taken)[:taken])
         if len(smallest) >= k:
             return round((k - 1) / (float(smallest[k - 1]) / _HASH_SPACE))
+        # As many more as the duplicates seen so far ask for, and a fifth more to be sure.
+        taken = math.ceil(taken * k / max(len(smallest), 1) * 1.2)
     return len(pd.unique(hashes))
 
 
