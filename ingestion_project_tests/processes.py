@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,36 @@ def start_daemon(root: Path, env: Mapping[str, str], log: Path) -> subprocess.Po
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@contextmanager
+def running_web_server(
+    cwd: Path, env: Mapping[str, str], log: Path, *, dev: bool = False
+) -> Iterator[str]:
+    """`dagster-webserver` (or, with ``dev``, `dg dev` and its daemon) on a free port.
+
+    Yields its URL once it answers GraphQL; stops its whole process group on exit.
+    """
+    port = free_port()
+    if dev:
+        command = ["dg", "dev", "--port", str(port)]
+    else:
+        command = ["dagster-webserver", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            executable(command),
+            cwd=cwd,
+            env=dict(env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: graphql(url, "{ version }"), "the web server answered", log)
+        yield url
+    finally:
+        stop_process_group(server)
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import IO, ClassVar, cast
+from typing import IO, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -170,29 +170,14 @@ class AzureBlobDatastore(AzureStorageDatastore):
         key = getattr(credential, "account_key", None)
         with self.translating_errors("signing a read URL for", path):
             if key:
-                token = generate_blob_sas(
-                    container.account_name or self.account_name(),
-                    self.container,
-                    blob_name,
-                    account_key=key,
-                    permission=BlobSasPermissions(read=True),
-                    start=start,
-                    expiry=expiry,
-                )
+                signed_with: dict[str, Any] = {"account_key": key}
             elif hasattr(credential, "get_token"):
                 from azure.storage.blob import BlobServiceClient
 
                 service = BlobServiceClient(container.url.rsplit("/", 1)[0], credential)
-                delegation = service.get_user_delegation_key(start, expiry)
-                token = generate_blob_sas(
-                    container.account_name or self.account_name(),
-                    self.container,
-                    blob_name,
-                    user_delegation_key=delegation,
-                    permission=BlobSasPermissions(read=True),
-                    start=start,
-                    expiry=expiry,
-                )
+                signed_with = {
+                    "user_delegation_key": service.get_user_delegation_key(start, expiry)
+                }
             else:
                 raise DatastoreError(
                     f"datastore '{self.name}' ({self.describe()}) authenticates with a SAS "
@@ -200,6 +185,15 @@ class AzureBlobDatastore(AzureStorageDatastore):
                     "key or an identity with the Storage Blob Delegator role.",
                     reason="invalid request",
                 )
+            token = generate_blob_sas(
+                container.account_name or self.account_name(),
+                self.container,
+                blob_name,
+                permission=BlobSasPermissions(read=True),
+                start=start,
+                expiry=expiry,
+                **signed_with,
+            )
         return f"{container.get_blob_client(blob_name).url}?{token}"
 
     def read_bytes(self, path: str) -> bytes:

@@ -6,6 +6,7 @@ new version of the labeled dataset; ``<name>_progress`` reads the project every 
 records its progress on ``<name>_project`` as an observation, which the asset page plots.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -178,7 +179,7 @@ def build_progress_sensor(name: str, catalog: ProjectCatalog) -> dg.SensorDefini
         except LabelingError:
             return dg.SkipReason(f"No project yet: materialize {project_key} to create it.")
         digest = hashlib.sha256(
-            json.dumps(_plain_figures(progress), sort_keys=True).encode()
+            json.dumps(dataclasses.asdict(progress), sort_keys=True).encode()
         ).hexdigest()[:16]
         if digest == context.cursor:
             return dg.SkipReason(f"Unchanged: {progress.sentence()}.")
@@ -211,14 +212,4 @@ def progress_metadata(progress: LabelingProgress) -> dict[str, Any]:
             ],
             PER_ANNOTATOR_COLUMNS,
         ),
-    }
-
-
-def _plain_figures(progress: LabelingProgress) -> dict[str, Any]:
-    return {
-        "tasks": progress.tasks,
-        "labeled": progress.labeled,
-        "skipped": progress.skipped,
-        "per_class": progress.per_class,
-        "per_annotator": progress.per_annotator,
     }

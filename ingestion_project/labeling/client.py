@@ -134,10 +134,9 @@ class LabelStudioClient:
             )
             if answer is None:
                 return
-            tasks = answer.get("tasks", []) if isinstance(answer, dict) else answer
+            tasks = answer.get("tasks", [])
             yield from tasks
-            total = answer.get("total") if isinstance(answer, dict) else None
-            if not tasks or (total is not None and page * TASK_PAGE_SIZE >= total):
+            if not tasks or page * TASK_PAGE_SIZE >= answer.get("total", 0):
                 return
             page += 1
 

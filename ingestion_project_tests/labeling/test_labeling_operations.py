@@ -19,17 +19,20 @@ import requests
 from azure.storage.blob import BlobServiceClient
 from click.testing import CliRunner
 
+from ingestion_project.catalog.spec import DatasetSpec
+from ingestion_project.datasets.cli_commands import datasets
 from ingestion_project.datasets.versions import dataset_registry, register_file_dataset
 from ingestion_project.datastores.azure_blob import AzureBlobDatastore
 from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import DatastoreError
+from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.labeling.cli_commands import labeling as labeling_cli
 from ingestion_project.labeling.client import LabelStudioClient
 from ingestion_project.labeling.spec import LabelingSpec
 from ingestion_project.labeling.state import read_state, write_state
 from ingestion_project.labeling.sync import sync_project
 from ingestion_project_tests.azurite import Azurite
-from ingestion_project_tests.catalogs import write_project
+from ingestion_project_tests.catalogs import materialize, write_project
 from ingestion_project_tests.labeling.generated_images import write_digits, write_shapes
 from ingestion_project_tests.labeling.labeler import DIGITS, Labeling, choices, declare
 
@@ -42,9 +45,6 @@ def test_the_cli_syncs_shows_progress_and_exports_files(labeling: Labeling, tmp_
     digits = {d.path: d.digit for d in write_digits(labeling.images, "photos", range(4))}
     declare(labeling, "digit_labels", "multi_class", DIGITS)
     project = write_project(tmp_path / "project", {"catalog": labeling.raw})
-    labeling.workspace()  # the same home (INGESTION_HOME) as the project's
-    from ingestion_project_tests.catalogs import materialize
-
     materialize(labeling.defs(), "photos")
 
     synced = run(project, "sync", "digit_labels")
@@ -77,8 +77,6 @@ def test_the_cli_syncs_shows_progress_and_exports_files(labeling: Labeling, tmp_
     }
     again = run(project, "export", "digit_labels")
     assert "Unchanged, still digit_labels version 1" in again.output
-    from ingestion_project.datasets.cli_commands import datasets
-
     listed = CliRunner().invoke(datasets, ["list", "--project", str(project)])
     assert "digit_labels: labels, datastore workspace_default" in listed.output
     assert "latest: version 1, 2 rows" in listed.output
@@ -90,8 +88,6 @@ def test_a_missing_or_wrong_token_and_an_unreachable_server_say_what_to_do(
     write_digits(labeling.images, "photos", range(2))
     declare(labeling, "digit_labels", "multi_class", DIGITS)
     project = write_project(tmp_path / "project", {"catalog": labeling.raw})
-    from ingestion_project_tests.catalogs import materialize
-
     materialize(labeling.defs(), "photos")
 
     monkeypatch.delenv("LABEL_STUDIO_TOKEN")
@@ -225,9 +221,6 @@ def test_azure_blob_images_reach_label_studio_through_signed_urls_signed_again_b
             "image_urls": {"expiry": "1h"},
         }
     )
-    from ingestion_project.catalog.spec import DatasetSpec
-    from ingestion_project.datastores.local import LocalDatastore
-
     registry_store = LocalDatastore(name="workspace_default", root=str(tmp_path / "registry"))
     registry = dataset_registry(registry_store, "_registry")
     images = register_file_dataset(

@@ -20,9 +20,8 @@ from ingestion_project.demo.loop import HISTORY
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
 from ingestion_project_tests.processes import (
     executable,
-    free_port,
     graphql,
-    stop_process_group,
+    running_web_server,
     wait_for,
 )
 
@@ -68,26 +67,13 @@ def test_a_ui_backfill_of_a_month_of_windows_is_one_run(tmp_path: Path) -> None:
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
 
-    port, log = free_port(), tmp_path / "dg-dev.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            executable(["dg", "dev", "--port", str(port)]),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for(lambda: graphql(url, "{ version }"), "the web server answered", log)
-            days = [f"2011-04-{day:02d}" for day in range(1, 31)]
-            launched = {asset: launch(url, asset, days) for asset in (MONITOR, DATASET)}
-            states = {
-                asset: finished(url, asset, backfill, log) for asset, backfill in launched.items()
-            }
-        finally:
-            stop_process_group(server)
+    log = tmp_path / "dg-dev.log"
+    with running_web_server(PROJECT_ROOT, env, log, dev=True) as url:
+        days = [f"2011-04-{day:02d}" for day in range(1, 31)]
+        launched = {asset: launch(url, asset, days) for asset in (MONITOR, DATASET)}
+        states = {
+            asset: finished(url, asset, backfill, log) for asset, backfill in launched.items()
+        }
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for asset, state in states.items():

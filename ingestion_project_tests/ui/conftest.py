@@ -20,12 +20,7 @@ from playwright.sync_api import Error as PlaywrightError
 from ingestion_project.demo.loop import HISTORY, INCOMING
 from ingestion_project_tests.conftest import PROJECT_ROOT, place_month
 from ingestion_project_tests.labeling.labeler import labeling  # noqa: F401  (fixture)
-from ingestion_project_tests.processes import (
-    executable,
-    free_port,
-    stop_process_group,
-    wait_for,
-)
+from ingestion_project_tests.processes import executable, running_web_server
 from ingestion_project_tests.ui.webui import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -73,22 +68,9 @@ def demo_ui(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
 
-    port, log = free_port(), root / "webserver.log"
-    demo = DemoUI(f"http://127.0.0.1:{port}", log)
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            executable(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port)]),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: demo.graphql("{ version }"), "the web server answered", log)
-        yield demo
-    finally:
-        stop_process_group(server)
+    log = root / "webserver.log"
+    with running_web_server(PROJECT_ROOT, env, log) as url:
+        yield DemoUI(url, log)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -19,9 +18,7 @@ from ingestion_project_tests.catalogs import materialize, project_definitions, w
 from ingestion_project_tests.labeling.generated_images import write_digits
 from ingestion_project_tests.labeling.labeler import DIGITS, Labeling, choices, declare
 from ingestion_project_tests.processes import (
-    executable,
-    free_port,
-    graphql,
+    running_web_server,
     start_daemon,
     stop_process_group,
     wait_for,
@@ -80,20 +77,7 @@ def test_progress_and_labels_show_on_their_asset_pages(
     finally:
         stop_process_group(daemon)
 
-    port, log = free_port(), tmp_path / "webserver.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            executable(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port)]),
-            cwd=root,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: graphql(url, "{ version }"), "the web server answered", log)
-
+    with running_web_server(root, env, tmp_path / "webserver.log") as url:
         page.goto(f"{url}/assets/digit_labels_project?view=events")
         # The latest event, the sensor's observation, is open: its rows are key, value.
         expect(page.get_by_text("Observed", exact=True)).to_be_visible()
@@ -110,5 +94,3 @@ def test_progress_and_labels_show_on_their_asset_pages(
         expect(metadata_value(page, "coco_images")).to_have_text("2")
         expect(metadata_value(page, "coco_annotations")).to_have_text("2")
         expect(metadata_value(page, "new_version")).to_have_text(re.compile("true", re.I))
-    finally:
-        stop_process_group(server)
