@@ -10,7 +10,9 @@ newer version than this release knows is refused with a message saying to upgrad
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timezone
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -19,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -32,8 +35,15 @@ older records in :func:`read_record` before validating them."""
 
 def _plain_offset(value: datetime) -> datetime:
     """The offset as a datetime.timezone, so UTC reads back as datetime.UTC like fromisoformat."""
+    if value.tzinfo is UTC:
+        return value  # what the replace below gives; listings are in UTC, so it pays
     offset = value.utcoffset()
-    return value if offset is None else value.replace(tzinfo=timezone(offset))
+    if offset is None:
+        return value
+    if not offset and not value.fold:
+        # The same datetime as the replace below, in less than half its time: records hold UTC.
+        return value.astimezone(UTC)
+    return value.replace(tzinfo=timezone(offset))
 
 
 # Kept as datetime.isoformat() wrote them before records were typed ('+00:00', not 'Z').
@@ -85,8 +95,16 @@ class ManifestEntry(RecordModel):
     def of(cls, info: FileInfo) -> ManifestEntry:
         return cls(path=info.path, size=info.size, modified=info.modified, etag=info.etag)
 
+    @classmethod
+    def many(cls, files: Iterable[FileInfo]) -> list[ManifestEntry]:
+        """``[ManifestEntry.of(info) for info in files]`` in one validation: half the time."""
+        return _MANIFEST.validate_python(list(files), from_attributes=True)
+
     def file_info(self) -> FileInfo:
         return FileInfo(path=self.path, size=self.size, modified=self.modified, etag=self.etag)
+
+
+_MANIFEST = TypeAdapter(list[ManifestEntry])
 
 
 class SchemaColumn(RecordModel):
@@ -130,7 +148,7 @@ class WindowBounds(RecordModel):
 class LoadOptions(RecordModel):
     """How a version's text becomes typed columns, and which time window of it is kept."""
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"window"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"window", "json_reader"})
 
     header: bool = True
     column_types: dict[str, str] = Field(default_factory=dict)
@@ -138,6 +156,8 @@ class LoadOptions(RecordModel):
     path_column: str | None = None
     timestamp_column: str | None = None
     window: WindowBounds | None = None
+    json_reader: Literal["pandas", "arrow"] | None = None
+    """JSON lines only: which reader parsed the version (None: pandas, as before "arrow")."""
 
 
 class DatasetLineage(RecordModel):
@@ -457,7 +477,53 @@ StoredT = TypeVar("StoredT", bound=StoredRecord)
 def record_json(record: StoredRecord) -> bytes:
     """The stored form of a record; values of free-form fields (params) are kept as text."""
     data = _without_absent(record, record.model_dump(by_alias=True))
-    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+    return indented_json(data).encode()
+
+
+def indented_json(data: object) -> str:
+    """``json.dumps(data, indent=2, sort_keys=True, default=str)``, the same text, sooner.
+
+    ``indent`` makes json use its pure-Python encoder, about 3 µs a file of a manifest; tables
+    (lists of flat rows, like manifests) are written a column at a time by the C encoder.
+    JSON text holds no raw newline, so a value written alone is indented by its line breaks.
+    """
+    if type(data) is not dict or not data or any(type(key) is not str for key in data):
+        return _table_json(data) or json.dumps(data, indent=2, sort_keys=True, default=str)
+    parts = []
+    for key, value in sorted(data.items()):
+        text = _table_json(value) or json.dumps(value, indent=2, sort_keys=True, default=str)
+        parts.append(f"{encode_basestring_ascii(key)}: " + text.replace("\n", "\n  "))
+    return "{\n  " + ",\n  ".join(parts) + "\n}"
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _table_json(rows: object) -> str | None:
+    """``rows`` as ``json.dumps`` with indent 2 writes them, if they are a table; else None.
+
+    A table is a list of dicts with the same text keys and only scalar values. Each column
+    goes through the C encoder at once, one value a line: an encoded scalar has no newline.
+    """
+    if type(rows) is not list or not rows or type(rows[0]) is not dict or not rows[0]:
+        return None
+    keys = rows[0].keys()
+    if any(type(key) is not str for key in keys):
+        return None
+    if any(type(row) is not dict or row.keys() != keys for row in rows):
+        return None
+    names = sorted(keys)
+    columns = []
+    for name in names:
+        values = [row[name] for row in rows]
+        if not set(map(type, values)) <= _SCALAR_TYPES:
+            return None
+        columns.append(json.dumps(values, separators=("\n", ": "))[1:-1].split("\n"))
+    # Keys are %-escaped: each row is filled in by one % of its values.
+    keys_text = [encode_basestring_ascii(name).replace("%", "%%") for name in names]
+    row_text = "{\n    " + ",\n    ".join(f"{key}: %s" for key in keys_text) + "\n  }"
+    rows_text = [row_text % values for values in zip(*columns, strict=True)]
+    return "[\n  " + ",\n  ".join(rows_text) + "\n]"
 
 
 def _without_absent(model: RecordModel, data: dict[str, Any]) -> dict[str, Any]:

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import math
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ingestion_project.cli import cli
 from ingestion_project.datasets.versions import dataset_registry
+from ingestion_project.datastores.base import FileInfo
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.records import (
     AliasRecord,
     DatasetLineage,
     DatasetVersionRecord,
     ManifestEntry,
+    ProfileRow,
     RecordError,
+    indented_json,
     read_record,
     record_json,
 )
@@ -187,3 +193,128 @@ def test_an_alias_from_a_newer_release_says_to_upgrade(store: LocalDatastore) ->
 
     with pytest.raises(RecordError, match=r"model 'demand' alias 'champion' .* Upgrade"):
         models.champion("demand")
+
+
+def slow_json(value: object) -> str:
+    """What records were written with before: json's pure-Python indenting encoder."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+MANIFEST_ROWS = [
+    {"path": f"données/part={i % 7}/{i:04d}%s.csv", "size": i, "modified": "t", "etag": f"{i:x}"}
+    for i in range(50)
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"manifest": MANIFEST_ROWS, "dataset": "trips", "tags": {}, "warnings": []},
+        MANIFEST_ROWS,
+        [{"%s": math.nan, "b": math.inf, "c": None, "d": True, "e": 1e16, "\n": '\u2028 "q"'}],
+        [{"a": 1}, {"b": 1}],
+        [{"a": 1}, {"a": [1, 2]}],
+        [{"a": MOMENT}],
+        [{}, {}],
+        [{"a": 1}, "not a row"],
+        {"nested": {"rows": MANIFEST_ROWS[:3]}, "empty": [], "none": None},
+        {1: "a key that is not text"},
+        {},
+        [],
+        "text",
+        -1.5,
+    ],
+)
+def test_indented_json_writes_exactly_what_json_dumps_writes(value: object) -> None:
+    assert indented_json(value) == slow_json(value)
+
+
+def test_indented_json_matches_json_dumps_on_random_values() -> None:
+    choose = random.Random(0)
+    keys = ["a", "b", "é", "%s", "%", "\n", '"', "\\"]
+    scalars = [None, True, False, 0, -7, 2.5, math.nan, -math.inf, "s", 'ü"\\\n', "%d", MOMENT]
+
+    def value(depth: int) -> object:
+        pick = choose.random()
+        if depth < 3 and pick < 0.2:
+            return {choose.choice(keys): value(depth + 1) for _ in range(choose.randint(0, 3))}
+        if depth < 3 and pick < 0.35:
+            return [value(depth + 1) for _ in range(choose.randint(0, 3))]
+        if depth < 2 and pick < 0.55:
+            names = choose.sample(keys, choose.randint(0, 4))
+            return [{name: value(3) for name in names} for _ in range(choose.randint(0, 4))]
+        return choose.choice(scalars)
+
+    for _ in range(2000):
+        data = {choose.choice(keys): value(0) for _ in range(choose.randint(0, 4))}
+        assert indented_json(data) == slow_json(data)
+
+
+def test_a_large_record_is_written_as_json_dumps_writes_it_and_reads_back_equal() -> None:
+    files = [
+        ManifestEntry(path=f"données/{i:05d}%.csv", size=i, modified=MOMENT, etag=f"{i:x}")
+        for i in range(2000)
+    ]
+    record = dataset_record(
+        manifest=files,
+        source_manifest=files[:10],
+        profile=[ProfileRow(column="x", type="float64", nulls=0, distinct=None, mean=math.nan)],
+        params={"since": MOMENT, "path": Path("a")},
+        registered_at=MOMENT,
+    )
+
+    text = record_json(record).decode()
+
+    assert text == slow_json(json.loads(text))
+    assert json.loads(text)["params"] == {"since": str(MOMENT), "path": "a"}
+    assert read(json.loads(text)).manifest == files
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        MOMENT,
+        TypeAdapter(datetime).validate_python("2024-05-01T08:00:00.5+00:00"),
+        datetime(2024, 1, 1, 8, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2024, 5, 1, 8, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2024, 5, 1, 8, tzinfo=timezone(timedelta(hours=-3), "BRT")),
+        datetime(2024, 5, 1, 8),
+    ],
+)
+def test_a_recorded_time_keeps_its_instant_with_a_plain_offset(moment: datetime) -> None:
+    """The shortcuts for UTC give what ``replace(tzinfo=timezone(offset))`` gives."""
+    offset = moment.utcoffset()
+    expected = moment if offset is None else moment.replace(tzinfo=timezone(offset))
+
+    modified = ManifestEntry(path="a.csv", size=1, modified=moment, etag="e").modified
+
+    assert modified == expected
+    assert (modified.tzinfo, modified.fold) == (expected.tzinfo, expected.fold)
+    assert modified.isoformat() == expected.isoformat()
+
+
+def test_a_utc_time_reads_back_as_datetime_utc() -> None:
+    record = read(stored(dataset_record()))
+
+    assert record.manifest[0].modified.tzinfo is UTC
+
+
+def test_manifest_entries_made_at_once_equal_those_made_one_by_one() -> None:
+    files = [
+        FileInfo(path="a.csv", size=3, modified=MOMENT, etag="e1"),
+        FileInfo(
+            path="b.csv", size=0, modified=datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC")), etag="e2"
+        ),
+        FileInfo(
+            path="c.csv",
+            size=9,
+            modified=datetime(2024, 5, 1, 8, tzinfo=ZoneInfo("Asia/Tokyo")),
+            etag="e3",
+        ),
+    ]
+
+    many = ManifestEntry.many(files)
+
+    assert many == [ManifestEntry.of(info) for info in files]
+    assert [entry.modified.tzinfo for entry in many] == [UTC, UTC, timezone(timedelta(hours=9))]

@@ -109,18 +109,19 @@ class LocalDatastore(FileDatastore):
         )
 
     def list_files(self, pattern: str) -> list[FileInfo]:
-        found = [self._info(relative, stat) for relative, stat in self._matches(pattern)]
+        found = [
+            FileInfo(relative, size, datetime.fromtimestamp(mtime, tz=UTC), etag)
+            for relative, size, mtime, etag in self._matches(pattern)
+        ]
         return sorted(found, key=lambda info: info.path)
 
     def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
         """As ``list_files`` + ``listing_digest``, without a FileInfo and datetime per file."""
-        entries = [
-            (relative, stat.st_size, _etag(stat)) for relative, stat in self._matches(pattern)
-        ]
+        entries = [(relative, size, etag) for relative, size, _, etag in self._matches(pattern)]
         return (listing_digest(entries) if entries else None), len(entries)
 
-    def _matches(self, pattern: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Store-relative paths matching ``pattern``, with their stat results."""
+    def _matches(self, pattern: str) -> Iterator[tuple[str, int, float, str]]:
+        """Store-relative paths matching ``pattern``, with size, modification time and ETag."""
         clean = validate_glob(pattern, store=self.name)
         root = Path(self.root)
         if not root.is_dir():
@@ -136,7 +137,8 @@ class LocalDatastore(FileDatastore):
                 continue
             if entry.is_symlink() and root_resolved not in Path(entry.path).resolve().parents:
                 continue  # a symlink out of the store; open_read would refuse it anyway
-            yield relative, entry.stat()
+            stat = entry.stat()
+            yield relative, stat.st_size, stat.st_mtime, _etag(stat)
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

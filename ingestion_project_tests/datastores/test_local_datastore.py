@@ -108,6 +108,16 @@ def test_the_fast_listing_fingerprint_is_that_of_the_listing(
     assert store.listing_fingerprint("data/**/*.csv") == (listing_fingerprint(files), 3)
 
 
+def test_every_listed_file_is_what_stat_reports_for_it(store: LocalDatastore, root: Path) -> None:
+    for name in ("data/b/2.csv", "data/a/1.csv", "data/a/10.csv", "data/c.csv"):
+        put(root, name, name.encode() * 3)
+
+    files = store.list_files("data/**/*.csv")
+
+    assert [info.path for info in files] == sorted(info.path for info in files)
+    assert files == [store.stat(info.path) for info in files]
+
+
 def test_file_info_reports_size_modified_and_etag(store: LocalDatastore, root: Path) -> None:
     target = put(root, "data/a.csv", b"id\n1\n")
 
