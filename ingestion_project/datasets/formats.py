@@ -14,11 +14,12 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
     from ingestion_project.catalog.spec import DatasetSpec
     from ingestion_project.records import WindowBounds
+
+_Arrow = TypeVar("_Arrow", "pa.Table", "pa.RecordBatch")
 
 # pandas' default missing-value markers, so CSV reads as pd.read_csv would read it.
 NA_VALUES = [
@@ -82,6 +85,9 @@ class ReadSettings:
     path_column: str | None = None
     timestamp_column: str | None = None
     window: WindowBounds | None = None
+    json_reader: str = "pandas"
+    """JSON lines: "arrow" (pyarrow's reader) for versions registered since it became the
+    default; "pandas" (``pd.read_json``) for older ones, which keep loading as they were."""
 
     @classmethod
     def from_spec(cls, spec: DatasetSpec, window: WindowBounds | None = None) -> ReadSettings:
@@ -95,6 +101,7 @@ class ReadSettings:
             path_column=spec.path_column,
             timestamp_column=spec.timestamp_column,
             window=window,
+            json_reader="arrow" if spec.file_format == "jsonl" else "pandas",
         )
 
     def typed_columns(self) -> dict[str, str]:
@@ -118,7 +125,12 @@ class ReadSettings:
             "timestamp_column": self.timestamp_column,
             # Only windowed versions carry the key, so other fingerprints stay as they were.
             **({"window": self.window.model_dump(mode="json")} if self.window else {}),
+            **({"json_reader": self.json_reader} if self.arrow_json else {}),
         }
+
+    @property
+    def arrow_json(self) -> bool:
+        return self.file_format == "jsonl" and self.json_reader == "arrow"
 
 
 def read_table(
@@ -136,18 +148,171 @@ def read_table(
     ``text_columns`` are read as text, untouched (CSV only), so '007' declared as a string
     stays '007'.
     """
+    if file_format == "jsonl":
+        with _malformed(path, file_format, encoding):
+            frame = pd.read_json(stream, lines=True, encoding=encoding)
+        return _with_columns(frame, path)
+    table = read_arrow_table(
+        stream,
+        file_format=file_format,
+        path=path,
+        separator=separator,
+        encoding=encoding,
+        header=header,
+        text_columns=text_columns,
+    )
+    return arrow_frame(table, file_format=file_format)
+
+
+def read_arrow_table(
+    stream: IO[bytes],
+    *,
+    file_format: str,
+    path: str,
+    separator: str = ",",
+    encoding: str = "utf-8",
+    header: bool = True,
+    text_columns: frozenset[str] = frozenset(),
+) -> pa.Table | pd.DataFrame:
+    """Parse one CSV, Parquet or JSON lines file into Arrow, typed as its pandas frame will be.
+
+    A JSON lines file whose values change type from row to row (a number, then text) is read
+    by pandas instead, which keeps such a column as objects. Files are joined as Arrow tables
+    and turned into pandas once (:func:`joined_frame`): one conversion is cheaper than a frame
+    per file copied again by ``pd.concat``. Dates and times become nanoseconds; a Parquet
+    file's stored pandas index is left out, as ``pd.concat`` with ``ignore_index`` leaves it
+    out. Columns with no value keep Arrow's null type, so joining them with another file's
+    values takes that file's type.
+    """
+    import pyarrow as pa
+
     with _malformed(path, file_format, encoding):
         if file_format == "parquet":
-            frame = pd.read_parquet(_parquet_source(stream), engine="pyarrow")
+            import pyarrow.parquet as pq
+
+            table = _without_pandas_index(pq.read_table(_parquet_source(stream)))
         elif file_format == "jsonl":
-            frame = pd.read_json(stream, lines=True, encoding=encoding)
+            table = _read_jsonl(stream, encoding)
+            if isinstance(table, pd.DataFrame):
+                return _with_columns(table, path)
         else:
-            frame = _read_csv(stream.read(), separator, encoding, header, text_columns)
+            table = _read_csv(stream, separator, encoding, header, text_columns)
+    # The parser's working memory goes back to the system, not kept for the next file.
+    pa.default_memory_pool().release_unused()
+    if table.num_columns == 0:
+        raise MalformedFileError(
+            f"'{path}' has no columns (is it empty?). Fix the file or remove it from the dataset."
+        )
+    return table
+
+
+@contextmanager
+def system_memory() -> Iterator[None]:
+    """Arrow allocates with the system's allocator while a version is read into pandas.
+
+    pyarrow's default pool (mimalloc) keeps memory it was given back for later, so a load held
+    the parsed tables' memory and the frame's together (1.5-1.9x the frame, in
+    ``benchmarks/load_tabular.py``); with the system's allocator each column freed after its
+    conversion is returned at once (1.2-1.3x). In a fresh process, as each Dagster run is, it
+    is also faster; loading again and again in one process gains from mimalloc's kept pages.
+    Buffers remember their pool, so switching is safe.
+    """
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def joined_frame(
+    tables: list[pa.Table],
+    *,
+    file_format: str,
+    inspect: Callable[[pa.Table], None] | None = None,
+) -> pd.DataFrame | None:
+    """The files' tables joined and turned into one frame, or None if pandas must join them.
+
+    None is where pandas would need objects to join them (a number in one file, text in
+    another); the tables are then kept. Types widen as pandas would widen them: int and float
+    to float, a column without values to the other files' type. ``inspect`` sees the joined
+    table before it is converted. The list is emptied: once joined, the table is converted a
+    column at a time, each column's Arrow memory given back before the next, so a load peaks
+    near the frame's own size rather than at the table and the frame together.
+    """
+    import pyarrow as pa
+
+    try:
+        joined = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    tables.clear()
+    joined = _nulls_as_float(joined, file_format)
+    if inspect is not None:
+        inspect(joined)
+    names = joined.column_names
+    if joined.schema.pandas_metadata or len(set(names)) != len(names):
+        # pandas' own metadata (index, extension types) is applied to a whole table.
+        return joined.to_pandas(split_blocks=True, self_destruct=True)
+    pool = pa.default_memory_pool()
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        column = joined.column(name)
+        joined = joined.drop_columns([name])
+        columns[name] = column.to_pandas()
+        del column
+        pool.release_unused()
+    return pd.DataFrame(columns, copy=False)
+
+
+def arrow_frame(table: pa.Table | pa.RecordBatch, *, file_format: str = "csv") -> pd.DataFrame:
+    """One table as pandas, as ``pd.read_csv``/``pd.read_parquet`` would give it."""
+    return _nulls_as_float(table, file_format).to_pandas()
+
+
+def _nulls_as_float(table: _Arrow, file_format: str) -> _Arrow:
+    """A CSV column with no value at all as float64 (all NaN), as pandas makes it.
+
+    Parquet's keeps the type pandas stored (objects, for a column of None).
+    """
+    import pyarrow as pa
+
+    schema = table.schema
+    for index, arrow_type in enumerate(schema.types):
+        if pa.types.is_null(arrow_type) and file_format == "csv":
+            schema = schema.set(index, schema.field(index).with_type(pa.float64()))
+    return table.cast(schema) if schema != table.schema else table
+
+
+def _with_columns(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     if frame.columns.empty:
         raise MalformedFileError(
             f"'{path}' has no columns (is it empty?). Fix the file or remove it from the dataset."
         )
     return frame
+
+
+def _without_pandas_index(table: pa.Table) -> pa.Table:
+    """A Parquet table without the index pandas stored with it (its values and metadata)."""
+    import json
+
+    metadata = table.schema.metadata or {}
+    pandas_metadata = table.schema.pandas_metadata
+    if not pandas_metadata or not pandas_metadata.get("index_columns"):
+        return table
+    stored = [name for name in pandas_metadata["index_columns"] if isinstance(name, str)]
+    pandas_metadata["index_columns"] = []
+    pandas_metadata["columns"] = [
+        column
+        for column in pandas_metadata.get("columns", [])
+        if column.get("field_name") not in stored
+    ]
+    table = table.drop_columns([name for name in stored if name in table.column_names])
+    return table.replace_schema_metadata(
+        {**metadata, b"pandas": json.dumps(pandas_metadata).encode()}
+    )
 
 
 def iter_table_batches(
@@ -160,15 +325,20 @@ def iter_table_batches(
     encoding: str = "utf-8",
     header: bool = True,
     csv_types: Mapping[str, pa.DataType] | None = None,
+    json_reader: str = "pandas",
+    column_order: Sequence[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """Parse one file as frames of at most ``batch_size`` rows, never holding the whole file.
 
-    ``csv_types`` fixes CSV column types (pyarrow would otherwise guess them from the first
-    block only, and fail on a later block that disagrees).
+    ``csv_types`` fixes CSV (and Arrow-read JSON lines) column types: pyarrow would otherwise
+    guess them from the first block only, and fail on a later block that disagrees.
+    ``column_order`` is the file's order of columns, which pyarrow's JSON reader changes.
     """
     with _malformed(path, file_format, encoding):
         if file_format == "parquet":
             yield from _parquet_batches(stream, batch_size)
+        elif file_format == "jsonl" and json_reader == "arrow":
+            yield from _jsonl_batches(stream, encoding, csv_types, column_order, batch_size)
         elif file_format == "jsonl":
             reader = pd.read_json(stream, lines=True, encoding=encoding, chunksize=batch_size)
             with reader:
@@ -178,16 +348,12 @@ def iter_table_batches(
 
 
 def _read_csv(
-    raw: bytes, separator: str, encoding: str, header: bool, text_columns: frozenset[str]
-) -> pd.DataFrame:
+    stream: IO[bytes], separator: str, encoding: str, header: bool, text_columns: frozenset[str]
+) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    # pyarrow turns undecodable values into bytes instead of failing: check first. ASCII is
-    # valid UTF-8, and isascii() costs a fraction of a full decode.
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    if not (raw.isascii() and utf8):
-        raw.decode(encoding)
     names = _arrow_names(text_columns, header)
     parse_options = _csv_parse_options(separator)
     convert_options = pacsv.ConvertOptions(
@@ -195,24 +361,208 @@ def _read_csv(
         strings_can_be_null=True,
         column_types=dict.fromkeys(names, pa.string()),
     )
+    if utf8 and _seekable(stream):
+        # pyarrow reads the file itself, ahead of its parser, with no copy of it held here.
+        return _read_utf8_csv_file(stream, header, parse_options, convert_options)
+    raw = stream.read()
+    # pyarrow turns undecodable values into bytes instead of failing: check first. ASCII is
+    # valid UTF-8, and isascii() costs a fraction of a full decode.
+    if not (raw.isascii() and utf8):
+        raw.decode(encoding)
+    # pyarrow parses transcoded text, whose length only UTF-8 files are known to have.
+    return _parse_csv(
+        lambda: pa.BufferReader(raw),  # the bytes without a copy or a Python call per read
+        lambda: len(raw),
+        len(raw) if utf8 else None,
+        encoding,
+        header,
+        parse_options,
+        convert_options,
+    )
+
+
+def _read_utf8_csv_file(
+    stream: IO[bytes], header: bool, parse_options: Any, convert_options: Any
+) -> pa.Table:
+    """A seekable UTF-8 file, parsed first and checked after.
+
+    pyarrow types a column holding bytes that are not UTF-8 as binary (or fails on one
+    declared as text); only then is the file decoded here, to say where the bad byte is.
+    """
+    import pyarrow as pa
+
+    start = stream.tell()
+    size = stream.seek(0, io.SEEK_END) - start
+    stream.seek(start)
+    with _RereadableStream(stream) as source:
+        try:
+            table = _parse_csv(
+                source.reader,
+                lambda: source.bytes_read,
+                size,
+                "utf-8",
+                header,
+                parse_options,
+                convert_options,
+            )
+            table.column_names  # noqa: B018 (names are decoded here, and may not be UTF-8)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            _require_utf8(stream, start)
+            raise
+    types = table.schema.types
+    if any(pa.types.is_binary(kind) or pa.types.is_large_binary(kind) for kind in types):
+        _require_utf8(stream, start)
+    return table
+
+
+def _require_utf8(stream: IO[bytes], start: int) -> None:
+    """Raise UnicodeDecodeError (with the bad byte's position) if the file is not UTF-8."""
+    stream.seek(start)
+    stream.read().decode("utf-8")
+
+
+def _parse_csv(
+    source: Callable[[], Any],
+    available: Callable[[], int],
+    size: int | None,
+    encoding: str,
+    header: bool,
+    parse_options: Any,
+    convert_options: Any,
+) -> pa.Table:
+    """Parse a whole CSV, again with larger blocks while a row is longer than one.
+
+    ``source`` gives a new reader from the beginning each time; ``available`` how many bytes
+    the failed read had; ``size`` the text's length if known (see :func:`_larger_block`).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     block = CSV_BLOCK_BYTES
     while True:
         try:
-            # BufferReader hands pyarrow the bytes without a copy or a Python call per read.
             table = pacsv.read_csv(
-                pa.BufferReader(raw),
+                source(),
                 read_options=_csv_read_options(encoding, header, block),
                 parse_options=parse_options,
                 convert_options=convert_options,
             )
         except pa.ArrowInvalid as error:
-            # pyarrow parses transcoded text, whose length only UTF-8 files are known to have.
-            larger = _larger_block(error, block, len(raw), len(raw) if utf8 else None)
+            larger = _larger_block(error, block, available(), size)
             if larger is None:
                 raise
             block = larger
         else:
-            return _csv_frame(table, header)
+            return _csv_table(table, header)
+
+
+def _read_jsonl(stream: IO[bytes], encoding: str) -> pa.Table | pd.DataFrame:
+    """A JSON lines file by pyarrow's reader, or by pandas if a column changes type by row.
+
+    pyarrow refuses a column holding a number in one row and text in another, where pandas
+    keeps objects.
+    """
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    def parse(source: Any, block: int) -> pa.Table:
+        return pajson.read_json(source, read_options=pajson.ReadOptions(block_size=block))
+
+    if codecs.lookup(encoding).name == "utf-8" and _seekable(stream):
+        start = stream.tell()
+        size = stream.seek(0, io.SEEK_END) - start
+        stream.seek(start)
+
+        def whole() -> bytes:
+            stream.seek(start)
+            return stream.read()
+
+        with _RereadableStream(stream) as rereadable:
+            try:
+                table = _parse_in_blocks(
+                    lambda block: parse(rereadable.reader(), block),
+                    lambda: rereadable.bytes_read,
+                    size,
+                )
+            except pa.ArrowInvalid as error:
+                table = error
+    else:
+        raw = stream.read()
+
+        def whole() -> bytes:
+            return raw
+
+        # pyarrow reads only UTF-8; a file in another encoding is transcoded first.
+        text = raw if codecs.lookup(encoding).name == "utf-8" else raw.decode(encoding).encode()
+        try:
+            table = _parse_in_blocks(
+                lambda block: parse(pa.BufferReader(text), block), lambda: len(text), len(text)
+            )
+        except pa.ArrowInvalid as error:
+            table = error
+    if isinstance(table, pa.Table):
+        try:
+            # pyarrow's JSON reader keeps bytes that are not UTF-8 in its strings: check them.
+            table.validate(full=True)
+        except pa.ArrowInvalid as error:
+            table = error
+    if isinstance(table, pa.Table):
+        return _nanosecond_times(table)
+    whole().decode(encoding)  # a byte that is not text is reported where it is
+    if "changed from" in str(table):
+        return pd.read_json(io.BytesIO(whole()), lines=True, encoding=encoding)
+    raise table
+
+
+def _jsonl_batches(
+    stream: IO[bytes],
+    encoding: str,
+    arrow_types: Mapping[str, pa.DataType] | None,
+    column_order: Sequence[str],
+    batch_size: int,
+) -> Iterator[pd.DataFrame]:
+    """JSON lines in batches by pyarrow's streaming reader, with the version's column types."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    if codecs.lookup(encoding).name != "utf-8":
+        stream = io.BytesIO(stream.read().decode(encoding).encode("utf-8"))
+    parse_options = pajson.ParseOptions(
+        explicit_schema=pa.schema(list((arrow_types or {}).items())),
+        unexpected_field_behavior="infer",
+    )
+    with _RereadableStream(stream) as source:
+        reader = pajson.open_json(
+            source.reader(),
+            read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=parse_options,
+        )
+        for batch in reader:
+            batch.validate(full=True)
+            # The reader puts the typed columns first: back in the file's order.
+            found = batch.schema.names
+            ordered = [name for name in column_order if name in found]
+            batch = batch.select(ordered + [name for name in found if name not in ordered])
+            frame = arrow_frame(_nanosecond_times(batch), file_format="jsonl")
+            for start in range(0, len(frame), batch_size):
+                yield frame.iloc[start : start + batch_size].reset_index(drop=True)
+
+
+def _parse_in_blocks(
+    parse: Callable[[int], pa.Table], available: Callable[[], int], size: int | None
+) -> pa.Table:
+    """``parse(block_size)``, again with larger blocks while a row is longer than one."""
+    import pyarrow as pa
+
+    block = CSV_BLOCK_BYTES
+    while True:
+        try:
+            return parse(block)
+        except pa.ArrowInvalid as error:
+            larger = _larger_block(error, block, available(), size)
+            if larger is None:
+                raise
+            block = larger
 
 
 def _csv_batches(
@@ -402,24 +752,33 @@ def _arrow_names(columns: frozenset[str], header: bool) -> list[str]:
     return [f"f{name.removeprefix('col_')}" for name in columns if name.startswith("col_")]
 
 
-def _csv_frame(table: pa.Table | pa.RecordBatch, header: bool) -> pd.DataFrame:
+def _csv_frame(batch: pa.RecordBatch, header: bool) -> pd.DataFrame:
+    return arrow_frame(_csv_table(batch, header))
+
+
+def _nanosecond_times(table: _Arrow) -> _Arrow:
+    """Dates and times as nanosecond datetimes, as pandas holds them."""
     import pyarrow as pa
 
-    # As pandas does: a column with no values at all is float64 (all NaN). Dates and times
-    # become datetime64[ns] (pandas would give dates as objects), as declared datetimes are.
     schema = table.schema
     for index, arrow_type in enumerate(schema.types):
-        if pa.types.is_null(arrow_type):
-            schema = schema.set(index, schema.field(index).with_type(pa.float64()))
-        elif pa.types.is_date(arrow_type) or (
+        if pa.types.is_date(arrow_type) or (
             pa.types.is_timestamp(arrow_type) and arrow_type.unit != "ns"
         ):
             exact = pa.timestamp("ns", tz=getattr(arrow_type, "tz", None))
             schema = schema.set(index, schema.field(index).with_type(exact))
-    frame = table.cast(schema).to_pandas()
+    return table.cast(schema) if schema != table.schema else table
+
+
+def _csv_table(table: _Arrow, header: bool) -> _Arrow:
+    """A CSV table as its frame will be: dates and times as nanoseconds, names col_0, col_1...
+
+    Pandas would give dates as objects; ours are datetimes, as declared datetimes are.
+    """
+    table = _nanosecond_times(table)
     if not header:
-        frame.columns = [f"col_{index}" for index in range(len(frame.columns))]
-    return frame
+        table = table.rename_columns([f"col_{index}" for index in range(table.num_columns)])
+    return table
 
 
 def _parquet_batches(stream: IO[bytes], batch_size: int) -> Iterator[pd.DataFrame]:
@@ -484,34 +843,52 @@ def _malformed(path: str, file_format: str, encoding: str) -> Iterator[None]:
 
 
 def apply_column_types(
-    frame: pd.DataFrame, column_types: Mapping[str, str], *, path: str, first_row: int = 1
+    frame: pd.DataFrame,
+    column_types: Mapping[str, str],
+    *,
+    files: Sequence[tuple[str, int]],
+    first_row: int = 1,
 ) -> pd.DataFrame:
     """Convert declared columns; a value that does not convert names file, column, row, value.
 
-    ``first_row`` is the 1-based row number (not counting a header) of the frame's first row.
+    ``files`` are the (path, number of rows) the frame's rows come from, in order: the frame of
+    several files is converted at once, and an error still names the file and its row.
+    ``first_row`` is the 1-based row number (not counting a header) of the first file's first
+    row in the frame.
     """
     if not column_types:
         return frame
     missing = [column for column in column_types if column not in frame.columns]
     if missing:
         raise MalformedFileError(
-            f"'{path}' has no column {', '.join(map(repr, missing))} named in 'column_types' "
-            f"(columns: {', '.join(map(str, frame.columns))}). Fix 'column_types'."
+            f"'{files[0][0]}' has no column {', '.join(map(repr, missing))} named in "
+            f"'column_types' (columns: {', '.join(map(str, frame.columns))}). "
+            "Fix 'column_types'."
         )
+    ends = np.cumsum([rows for _, rows in files])
+
+    def locate(position: int) -> tuple[str, int]:
+        index = int(np.searchsorted(ends, position, side="right"))
+        start = int(ends[index - 1]) if index else 0
+        return files[index][0], position - start + (first_row if index == 0 else 1)
+
     frame = frame.copy(deep=False)  # new columns replace old ones; the caller's stay as they are
     for column, declared in column_types.items():
         values = pd.Series(frame[column], copy=False)
-        frame[column] = _convert(values, declared, path, column, first_row)
+        frame[column] = _convert(values, declared, column, locate)
     return frame
 
 
-def _convert(values: pd.Series, declared: str, path: str, column: str, first_row: int) -> pd.Series:
+def _convert(
+    values: pd.Series, declared: str, column: str, locate: Callable[[int], tuple[str, int]]
+) -> pd.Series:
     def refuse(bad: pd.Series, why: str = "", fix: str = "") -> MalformedFileError:
         position = int(bad.to_numpy().nonzero()[0][0])
         value = values.iloc[position]
         shown = "an empty value" if pd.isna(value) else f"value {str(value)[:60]!r}"
+        path, row = locate(position)
         return MalformedFileError(
-            f"'{path}', column '{column}': {shown} (row {first_row + position}) "
+            f"'{path}', column '{column}': {shown} (row {row}) "
             f"{why or f'is not {declared}'}. "
             f"{fix or 'Fix the value, or the column type in column_types.'}"
         )
@@ -553,7 +930,9 @@ def _convert(values: pd.Series, declared: str, path: str, column: str, first_row
         return words.astype("bool")
     if declared.startswith("datetime64"):
         return _to_datetime(values, present, refuse)
-    raise MalformedFileError(f"'{path}', column '{column}': unknown column type '{declared}'.")
+    raise MalformedFileError(
+        f"'{locate(0)[0]}', column '{column}': unknown column type '{declared}'."
+    )
 
 
 def _numbers(values: pd.Series) -> pd.Series:

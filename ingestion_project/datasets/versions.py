@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec
@@ -24,11 +25,19 @@ from ingestion_project.datasets.formats import (
     MalformedFileError,
     ReadSettings,
     apply_column_types,
+    arrow_frame,
     iter_table_batches,
+    joined_frame,
+    read_arrow_table,
     read_table,
+    system_memory,
 )
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
-from ingestion_project.datasets.profile import frame_profile, frame_schema
+from ingestion_project.datasets.profile import (
+    arrow_text_columns,
+    frame_profile,
+    frame_schema,
+)
 from ingestion_project.datasets.snapshot import (
     discard_copies,
     new_snapshot_token,
@@ -204,15 +213,16 @@ def register_file_dataset(
 
     def register_version(
         pinned: list[FileInfo],
-        frame: pd.DataFrame | None,
+        read: FrameRead | None,
         folder: str | None,
         quality: QualityReport | None,
     ) -> Registration:
         """Record the files themselves, or their copies under ``folder`` (a snapshot)."""
-        manifest = [ManifestEntry.of(info) for info in pinned]
-        originals = [ManifestEntry.of(info) for info in files] if folder else None
-        schema = None if frame is None else frame_schema(frame)
-        profile = None if frame is None else frame_profile(frame)
+        manifest = ManifestEntry.many(pinned)
+        originals = ManifestEntry.many(files) if folder else None
+        frame = None if read is None else read.frame
+        schema = None if read is None else frame_schema(read.frame)
+        profile = None if read is None else frame_profile(read.frame, read.arrow_text)
 
         def build(version: int) -> DatasetVersionRecord:
             return DatasetVersionRecord(
@@ -246,18 +256,18 @@ def register_file_dataset(
         return Registration(record=registry.register(series, build), created=True, frame=frame)
 
     if mode == "reference":
-        frame = _read_pinned(name, spec, settings, store, files)
-        return register_version(files, frame, None, _judge(spec, frame))
+        read = _read_pinned(name, spec, settings, store, files)
+        return register_version(files, read, None, _judge(spec, read))
     folder = snapshot_prefix(registry.prefix, series, new_snapshot_token())
     copies = snapshot_files(name, files, store, target, folder)
     try:
         _require_unchanged(name, spec, settings, store, listing, "copied")
-        frame = None
+        read = None
         if spec.kind == "tabular":
             logical = [info.path for info in files]
             where = _where(target, spec.datastore, snapshot_in=target_name)
-            frame = _read_frame(name, settings, target, copies, logical, where)
-        quality = _judge(spec, frame)
+            read = _read(name, settings, target, copies, logical, where, profile=True)
+        quality = _judge(spec, read)
         racer = registry.latest(series, include_failed=True)
     except BaseException as error:
         discard_copies(target, [copy.path for copy in copies], error)
@@ -269,12 +279,12 @@ def register_file_dataset(
         return Registration(record=racer, created=False, frame=None)
     # Copies are never deleted once the record write starts: a write that timed out may still
     # have landed, and a version must never lose its copies. A failure here leaves orphans.
-    return register_version(copies, frame, folder, quality)
+    return register_version(copies, read, folder, quality)
 
 
-def _judge(spec: DatasetSpec, frame: pd.DataFrame | None) -> QualityReport | None:
+def _judge(spec: DatasetSpec, read: FrameRead | None) -> QualityReport | None:
     """The checks' verdict on the data just read, before any record of it is written."""
-    return None if frame is None else judge(spec, frame)
+    return None if read is None else judge(spec, read.frame)
 
 
 def _read_pinned(
@@ -283,14 +293,15 @@ def _read_pinned(
     settings: ReadSettings,
     store: FileDatastore,
     files: list[FileInfo],
-) -> pd.DataFrame | None:
+) -> FrameRead | None:
     """Read reference files in place, then make sure none changed while they were read."""
     if spec.kind != "tabular":
         return None
     logical = [info.path for info in files]
-    frame = _read_frame(name, settings, store, files, logical, _where(store, spec.datastore))
+    where = _where(store, spec.datastore)
+    read = _read(name, settings, store, files, logical, where, profile=True)
     _require_unchanged(name, spec, settings, store, listing_fingerprint(files), "read")
-    return frame
+    return read
 
 
 def _snapshot_target(
@@ -375,6 +386,47 @@ def _read_frame(
     logical: list[str],
     where: str,
 ) -> pd.DataFrame:
+    return _read(name, settings, store, files, logical, where).frame
+
+
+@dataclass(frozen=True)
+class FrameRead:
+    """A version's rows, and the Arrow form of its text columns, for the profile to count."""
+
+    frame: pd.DataFrame
+    arrow_text: dict[str, pa.ChunkedArray]
+
+
+def _read(
+    name: str,
+    settings: ReadSettings,
+    store: FileDatastore,
+    files: list[FileInfo],
+    logical: list[str],
+    where: str,
+    *,
+    profile: bool = False,
+) -> FrameRead:
+    """Read the files as one frame: parsed into Arrow, joined, and turned into pandas once.
+
+    Files whose columns pandas could join but Arrow cannot (a number in one file, text in
+    another) are turned into pandas one by one and joined by pandas, as before. With
+    ``profile``, the Arrow form of the text columns is kept for the profile to count.
+    """
+    with system_memory():
+        return _read_with(name, settings, store, files, logical, where, profile=profile)
+
+
+def _read_with(
+    name: str,
+    settings: ReadSettings,
+    store: FileDatastore,
+    files: list[FileInfo],
+    logical: list[str],
+    where: str,
+    *,
+    profile: bool,
+) -> FrameRead:
     partitions = partition_format(name, settings)
     added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
     # Only text types need the exact text ('007'); pyarrow's own parse is faster for the rest.
@@ -382,26 +434,59 @@ def _read_frame(
         frozenset(column for column, kind in settings.column_types.items() if kind in TEXT_TYPES)
         - added
     )
-    frames = []
+    parts: list[pa.Table | pd.DataFrame] = []
+    path_values: list[dict[str, Any]] = []
     for info, path in zip(files, logical, strict=True):
         try:
             with store.open_read(info.path) as stream:
-                frame = read_table(
-                    stream,
-                    file_format=settings.file_format,
-                    path=path,
-                    separator=settings.separator,
-                    encoding=settings.encoding,
-                    header=settings.header,
-                    text_columns=text_columns,
+                options = {
+                    "file_format": settings.file_format,
+                    "path": path,
+                    "separator": settings.separator,
+                    "encoding": settings.encoding,
+                    "header": settings.header,
+                    "text_columns": text_columns,
+                }
+                part = (
+                    read_table(stream, **options)
+                    if settings.file_format == "jsonl" and not settings.arrow_json
+                    else read_arrow_table(stream, **options)
                 )
-            frame = _with_path_columns(frame, path, partitions, settings.path_column)
-            frame = _typed(name, frame, settings, path, first_row=1)
+            columns = _column_names(part)
+            path_values.append(_path_values(columns, path, partitions, settings.path_column))
         except MalformedFileError as error:
             raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
-        frames.append(frame)
-    _check_same_columns(name, logical, frames)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        parts.append(part)
+    _check_same_columns(name, logical, [_column_names(part) for part in parts])
+    counts = [len(part) for part in parts]
+    arrow_text: dict[str, pa.ChunkedArray] = {}
+
+    def keep_text(joined: pa.Table) -> None:
+        """Keep text columns whose values pandas will hold unchanged, for the profile."""
+        nonlocal arrow_text
+        if profile and settings.window is None:  # a window drops rows after this
+            typed = settings.typed_columns()
+            converted = {column for column, kind in typed.items() if kind not in TEXT_TYPES}
+            found = arrow_text_columns(joined)
+            arrow_text = {column: found[column] for column in found if column not in converted}
+
+    frame = None
+    if all(not isinstance(part, pd.DataFrame) for part in parts):
+        frame = joined_frame(parts, file_format=settings.file_format, inspect=keep_text)
+    if frame is None:
+        frames = [
+            part
+            if isinstance(part, pd.DataFrame)
+            else arrow_frame(part, file_format=settings.file_format)
+            for part in parts
+        ]
+        parts.clear()
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = _add_path_columns(frame, path_values, counts)
+    try:
+        frame = _typed(name, frame, settings, list(zip(logical, counts, strict=True)))
+    except MalformedFileError as error:
+        raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
     for column, declared in settings.column_types.items():
         if declared == "category" and not isinstance(frame[column].dtype, pd.CategoricalDtype):
             # Files with different categories concatenate to object: categorize the whole.
@@ -417,29 +502,38 @@ def _read_frame(
                     "its data to arrive, or leave the window out of the run."
                 )
         frame = frame.sort_values(settings.timestamp_column, kind="stable", ignore_index=True)
-    return frame
+    return FrameRead(frame, arrow_text)
+
+
+def _column_names(part: pa.Table | pd.DataFrame) -> list[Any]:
+    return list(part.columns) if isinstance(part, pd.DataFrame) else part.column_names
 
 
 def _typed(
-    name: str, frame: pd.DataFrame, settings: ReadSettings, path: str, first_row: int
+    name: str,
+    frame: pd.DataFrame,
+    settings: ReadSettings,
+    files: list[tuple[str, int]],
+    first_row: int = 1,
 ) -> pd.DataFrame:
-    """Apply declared column types and parse the timestamp column, naming file and row."""
+    """Apply declared column types and parse the timestamp column, naming file and row.
+
+    ``files`` are the (path, rows) the frame's rows come from, in order; ``first_row`` is the
+    first file's row number of the frame's first row (a batch starts further in).
+    """
     column = settings.timestamp_column
     if column and column not in frame.columns:
         raise DatasetError(
-            f"dataset '{name}': timestamp_column '{column}' is not a column of '{path}' "
+            f"dataset '{name}': timestamp_column '{column}' is not a column of '{files[0][0]}' "
             f"(columns: {', '.join(map(str, frame.columns))}). Fix 'timestamp_column'."
         )
-    return apply_column_types(frame, settings.typed_columns(), path=path, first_row=first_row)
+    return apply_column_types(frame, settings.typed_columns(), files=files, first_row=first_row)
 
 
-def _with_path_columns(
-    frame: pd.DataFrame,
-    path: str,
-    partitions: PartitionFormat | None,
-    path_column: str | None,
-) -> pd.DataFrame:
-    """Add the columns a file's path encodes: partition values, and the path itself."""
+def _path_values(
+    columns: list[Any], path: str, partitions: PartitionFormat | None, path_column: str | None
+) -> dict[str, Any]:
+    """The columns a file's path encodes: partition values, and the path itself."""
     values: dict[str, Any] = {}
     if partitions is not None:
         try:
@@ -453,28 +547,46 @@ def _with_path_columns(
         values.update(found)
     if path_column:
         values[path_column] = path
-    clash = [column for column in values if column in frame.columns]
+    clash = [column for column in values if column in columns]
     if clash:
         raise MalformedFileError(
             f"'{path}' already has a column {clash[0]!r}, which partition_format or path_column "
             "would add. Rename the placeholder or path_column."
         )
-    for column, value in values.items():
-        if isinstance(value, str):
-            frame[column] = pd.Series([value] * len(frame), index=frame.index, dtype=object)
-        else:
-            frame[column] = pd.Series(
-                [value] * len(frame), index=frame.index, dtype="datetime64[ns]"
-            )
+    return values
+
+
+def _add_path_columns(
+    frame: pd.DataFrame, values: list[dict[str, Any]], counts: list[int]
+) -> pd.DataFrame:
+    """Each file's path values repeated over its rows: text as objects, dates as datetimes."""
+    if not values or not values[0]:
+        return frame
+    for column in values[0]:
+        per_file = [file_values[column] for file_values in values]
+        text = all(isinstance(value, str) for value in per_file)
+        array = np.array(per_file, dtype=object if text else "datetime64[ns]")
+        frame[column] = pd.Series(np.repeat(array, counts), index=frame.index)
     return frame
 
 
-def _check_same_columns(name: str, paths: list[str], frames: list[pd.DataFrame]) -> None:
+def _with_path_columns(
+    frame: pd.DataFrame,
+    path: str,
+    partitions: PartitionFormat | None,
+    path_column: str | None,
+) -> pd.DataFrame:
+    """Add the columns a file's path encodes to a frame of that file's rows."""
+    values = _path_values(list(frame.columns), path, partitions, path_column)
+    return _add_path_columns(frame, [values], [len(frame)])
+
+
+def _check_same_columns(name: str, paths: list[str], columns: list[list[Any]]) -> None:
     """A schema change between files is reported, not silently turned into NaN columns."""
-    expected = list(frames[0].columns)
-    for path, frame in zip(paths[1:], frames[1:], strict=True):
-        if list(frame.columns) != expected:
-            raise DatasetError(_columns_differ(name, path, paths[0], list(frame.columns), expected))
+    expected = columns[0]
+    for path, found in zip(paths[1:], columns[1:], strict=True):
+        if found != expected:
+            raise DatasetError(_columns_differ(name, path, paths[0], found, expected))
 
 
 def _columns_differ(name: str, path: str, first: str, found: list[Any], expected: list[Any]) -> str:
@@ -604,6 +716,7 @@ def record_settings(record: DatasetVersionRecord, spec: DatasetSpec | None = Non
         path_column=loading.path_column,
         timestamp_column=loading.timestamp_column,
         window=loading.window,
+        json_reader=loading.json_reader or "pandas",
     )
 
 
@@ -697,6 +810,17 @@ def iter_version_batches(
     partitions = partition_format(name, settings)
     added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
     csv_types = _csv_types(record, settings, added)
+    if settings.arrow_json:
+        import pyarrow as pa
+
+        # JSON values are typed by the file (a number is never text), and nested values are
+        # objects too: fix only the plain types, and convert the declared ones after reading.
+        typed = settings.typed_columns()
+        csv_types = {
+            column: kind
+            for column, kind in csv_types.items()
+            if column not in typed and not pa.types.is_string(kind)
+        }
     where = _record_where(record, store)
     schema: pa.Schema | None = None
     first = ""
@@ -712,6 +836,8 @@ def iter_version_batches(
                 encoding=settings.encoding,
                 header=settings.header,
                 csv_types=csv_types,
+                json_reader=settings.json_reader,
+                column_order=[column.name for column in record.table_schema or []],
             )
             while True:
                 try:
@@ -719,7 +845,7 @@ def iter_version_batches(
                     if frame is None:
                         break
                     frame = _with_path_columns(frame, path, partitions, settings.path_column)
-                    frame = _typed(name, frame, settings, path, first_row=row)
+                    frame = _typed(name, frame, settings, [(path, len(frame))], first_row=row)
                 except MalformedFileError as error:
                     raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
                 row += len(frame)

@@ -65,3 +65,50 @@ def test_distinct_counts_are_exact_below_the_limit_and_estimated_within_2_percen
     for column in ("ids", "floats", "repeated"):
         exact = frame[column].nunique()
         assert profile[column]["distinct"] == pytest.approx(exact, rel=0.02), column
+
+
+def test_estimates_hold_for_values_with_structure_not_only_random_ones() -> None:
+    """Prices in cents, times in whole seconds, ids in steps of 1,024, integers far apart."""
+    rng = np.random.default_rng(11)
+    rows = 1_000_000
+    frame = pd.DataFrame(
+        {
+            "prices": np.round(rng.uniform(1.0, 5_000.0, rows), 2),
+            "seconds": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 86_400 * 30, rows), unit="s"),
+            "steps": rng.integers(0, 400_000, rows) * 1_024,
+            "far": rng.integers(-(2**62), 2**62, rows),
+            "halves": rng.integers(0, 300_000, rows) / 2,
+            "signed_zeros": np.where(rng.random(rows) < 0.5, -0.0, 0.0),
+        }
+    )
+
+    profile = by_column(frame)
+
+    for column in ("prices", "seconds", "steps", "far", "halves"):
+        exact = frame[column].nunique()
+        assert exact > EXACT_DISTINCT
+        assert profile[column]["distinct"] == pytest.approx(exact, rel=0.02), column
+    assert profile["signed_zeros"]["distinct"] == 1  # -0.0 and 0.0 are one value to pandas
+
+
+def test_narrow_integers_and_columns_with_few_values_are_counted_exactly() -> None:
+    rng = np.random.default_rng(5)
+    rows = 500_000
+    frame = pd.DataFrame(
+        {
+            "ids": np.arange(rows, dtype=np.int64) + 10**12,  # dense: a bitmap
+            "small": rng.integers(-3, 4, rows).astype(np.int16),
+            "unsigned": rng.integers(0, 2**63, 1_000, dtype=np.uint64)[
+                rng.integers(0, 1_000, rows)
+            ],
+            "few_floats": rng.choice([0.1, 0.2, 0.30000000000000004, np.nan], rows),
+        }
+    )
+
+    profile = by_column(frame)
+
+    for column in frame.columns:
+        assert profile[column]["distinct"] == frame[column].nunique(), column
+    assert (profile["small"]["min"], profile["small"]["max"]) == (-3, 3)
+    assert profile["few_floats"]["nulls"] == int(frame["few_floats"].isna().sum())
