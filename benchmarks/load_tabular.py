@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets import versions
+from ingestion_project.datasets.formats import system_memory
 from ingestion_project.datasets.versions import (
     DatasetRegistry,
     dataset_registry,
@@ -72,6 +73,11 @@ FILES = 8
 MB = 1_000_000
 FORMATS = ("parquet", "csv", "jsonl")
 TITLES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON lines"}
+OTHER_POOL = {
+    "parquet": "the system allocator",
+    "csv": "pyarrow's own pool",
+    "jsonl": "pyarrow's own pool",
+}
 PYARROW_READERS = {"parquet": "read_table", "csv": "csv.read_csv", "jsonl": "json.read_json"}
 JSONL_FILES = 2
 """JSON lines hold the rows of the first files only: the same rows in full would be 1.5 GB."""
@@ -311,8 +317,8 @@ def bench_local(
             "ours: load_version": lambda record=record, spec=spec: load_version(
                 record, store, spec
             ),
-            "ours, with pyarrow's own memory pool": lambda record=record, spec=spec: (
-                load_with_default_pool(record, store, spec)
+            f"ours, with {OTHER_POOL[fmt]}": lambda record=record, spec=spec: load_with_other_pool(
+                record, store, spec
             ),
             f"pyarrow {PYARROW_READERS[fmt]} + to_pandas": (
                 lambda dataset=dataset: pyarrow_local(dataset)
@@ -473,16 +479,22 @@ def frame_bytes(frame: pd.DataFrame) -> int:
     return total
 
 
-def load_with_default_pool(
+def load_with_other_pool(
     record: DatasetVersionRecord, store: FileDatastore, spec: DatasetSpec
 ) -> pd.DataFrame:
-    """load_version reading with pyarrow's default pool (mimalloc) instead of the system's."""
-    original = versions.system_memory
-    versions.system_memory = contextlib.nullcontext  # type: ignore[assignment]
+    """load_version with the allocator read_memory does not choose for the format."""
+    original = versions.read_memory
+
+    def other(file_format: str) -> contextlib.AbstractContextManager[None]:
+        if file_format == "parquet":
+            return system_memory()
+        return contextlib.nullcontext()
+
+    versions.read_memory = other  # type: ignore[assignment]
     try:
         return load_version(record, store, spec)
     finally:
-        versions.system_memory = original
+        versions.read_memory = original
 
 
 def _first_in_process(which: str, dataset: Dataset, root: str, attempt: int) -> float:
@@ -675,6 +687,9 @@ def main() -> None:
         help="an interpreter that can import mltable (default: this one, if it can)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile one load of ours")
+    parser.add_argument(
+        "--formats", nargs="+", choices=FORMATS, default=list(FORMATS), help="what to measure"
+    )
     args = parser.parse_args()
     mltable_python, mltable_skip = find_mltable(args.mltable_python, args.skip_mltable)
     print(f"Load average before: {load_average()} on {os.cpu_count()} cores.")
@@ -692,6 +707,7 @@ def main() -> None:
             f"{args.repeats} runs each, best kept; CPU s is the least CPU time of this process "
             "over the runs (all threads; Azurite's own CPU not included).\n"
         )
+        datasets = {fmt: datasets[fmt] for fmt in args.formats}
         bench_local(datasets, root, args.repeats, mltable_python, mltable_skip, args.profile)
         if not args.skip_azurite:
             bench_azurite(datasets, root, args.repeats)

@@ -9,6 +9,7 @@ fails on a row longer than one; such a read starts again with larger blocks, by 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from ingestion_project.datasets.profile import text_repeats
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,6 +66,9 @@ _STRADDLING = "straddling object straddles two block boundaries"
 _NO_COLUMNS = "Empty CSV file or block: cannot infer number of columns"
 # Non-seekable Parquet streams (blob, HTTP) are spooled to disk past this size to find the footer.
 SPOOL_MEMORY_BYTES = 64 << 20
+JSON_STREAM_BLOCK_BYTES = 1 << 20
+"""JSON lines are streamed in blocks this large: larger ones raised the peak (4 MiB: +306 MB
+for 320 MB of JSON, 1 MiB: +182 MB, read whole: +401 MB) and were no faster."""
 
 
 class MalformedFileError(ValueError):
@@ -206,6 +212,17 @@ def read_arrow_table(
     return table
 
 
+def read_memory(file_format: str) -> contextlib.AbstractContextManager[None]:
+    """Which allocator Arrow uses while files of ``file_format`` are read into pandas.
+
+    Parquet decoding makes many short-lived buffers, which pyarrow's own pool reuses: with
+    the system's allocator a Parquet load took 1.4-1.6x as long, for a peak of 1.3x the frame
+    instead of 1.5x. CSV and JSON lines load about as fast either way and peak far lower with
+    the system's (``benchmarks/load_tabular.py``).
+    """
+    return contextlib.nullcontext() if file_format == "parquet" else system_memory()
+
+
 @contextmanager
 def system_memory() -> Iterator[None]:
     """Arrow allocates with the system's allocator while a version is read into pandas.
@@ -261,10 +278,24 @@ def joined_frame(
     for name in names:
         column = joined.column(name)
         joined = joined.drop_columns([name])
-        columns[name] = column.to_pandas()
+        columns[name] = column.to_pandas(deduplicate_objects=_repeats_text(column))
         del column
         pool.release_unused()
     return pd.DataFrame(columns, copy=False)
+
+
+def _repeats_text(column: pa.ChunkedArray) -> bool:
+    """Whether pandas should share one Python string among equal values of this column.
+
+    Sharing saves the memory of repeated text (8 countries in 6.45 M rows: 1 MB, not 96), but
+    the table it takes costs more than it saves when values seldom repeat: 1.6 M timestamps
+    as text took 0.69 s and peaked at +426 MB with it, 0.09 s and +122 MB without.
+    """
+    import pyarrow as pa
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return True
+    return text_repeats(column)
 
 
 def arrow_frame(table: pa.Table | pa.RecordBatch, *, file_format: str = "csv") -> pd.DataFrame:
@@ -459,13 +490,23 @@ def _parse_csv(
 def _read_jsonl(stream: IO[bytes], encoding: str) -> pa.Table | pd.DataFrame:
     """A JSON lines file by pyarrow's reader, or by pandas if a column changes type by row.
 
-    pyarrow refuses a column holding a number in one row and text in another, where pandas
-    keeps objects.
+    The file is first streamed in blocks of ``JSON_STREAM_BLOCK_BYTES``, typed by the first
+    block: the whole reader holds the text of every block while it parses (a load peaked at
+    2.6x the frame; streamed, about half that). If a later block disagrees (a column first
+    empty or whole numbers, then text or decimals), or a row is longer than a block, the file
+    is read whole. pyarrow refuses a column holding a number in one row and text in another,
+    where pandas keeps objects: such a file is read by pandas.
     """
     import pyarrow as pa
     import pyarrow.json as pajson
 
     def parse(source: Any, block: int) -> pa.Table:
+        if block == CSV_BLOCK_BYTES:  # the first try
+            with contextlib.suppress(pa.ArrowInvalid):
+                options = pajson.ReadOptions(block_size=JSON_STREAM_BLOCK_BYTES)
+                reader = pajson.open_json(source, read_options=options)
+                return pa.Table.from_batches(list(reader), schema=reader.schema)
+            source = next_source()
         return pajson.read_json(source, read_options=pajson.ReadOptions(block_size=block))
 
     if codecs.lookup(encoding).name == "utf-8" and _seekable(stream):
@@ -478,6 +519,7 @@ def _read_jsonl(stream: IO[bytes], encoding: str) -> pa.Table | pd.DataFrame:
             return stream.read()
 
         with _RereadableStream(stream) as rereadable:
+            next_source = rereadable.reader
             try:
                 table = _parse_in_blocks(
                     lambda block: parse(rereadable.reader(), block),
@@ -494,6 +536,10 @@ def _read_jsonl(stream: IO[bytes], encoding: str) -> pa.Table | pd.DataFrame:
 
         # pyarrow reads only UTF-8; a file in another encoding is transcoded first.
         text = raw if codecs.lookup(encoding).name == "utf-8" else raw.decode(encoding).encode()
+
+        def next_source() -> Any:
+            return pa.BufferReader(text)
+
         try:
             table = _parse_in_blocks(
                 lambda block: parse(pa.BufferReader(text), block), lambda: len(text), len(text)

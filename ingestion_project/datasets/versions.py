@@ -29,8 +29,8 @@ from ingestion_project.datasets.formats import (
     iter_table_batches,
     joined_frame,
     read_arrow_table,
+    read_memory,
     read_table,
-    system_memory,
 )
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.profile import (
@@ -413,7 +413,7 @@ def _read(
     another) are turned into pandas one by one and joined by pandas, as before. With
     ``profile``, the Arrow form of the text columns is kept for the profile to count.
     """
-    with system_memory():
+    with read_memory(settings.file_format):
         return _read_with(name, settings, store, files, logical, where, profile=profile)
 
 

@@ -142,7 +142,8 @@ def test_the_profile_counted_in_arrow_is_the_profile_of_the_loaded_frame(
     by_column = {row.column: row for row in record.profile or []}
     assert by_column["city"].nulls == int(loaded["city"].isna().sum()) > 0  # "" is missing
     assert (by_column["city"].min, by_column["city"].max) == ("Bergen", "東京")
-    assert by_column["label"].distinct == loaded["label"].nunique()
+    # 'label' seldom repeats: counted from hashes, estimated within 2 % above 8,192 values.
+    assert by_column["label"].distinct == pytest.approx(loaded["label"].nunique(), rel=0.02)
     assert by_column["kind"].type == "category"
 
 
@@ -237,3 +238,28 @@ def test_a_json_line_longer_than_a_block_is_read_with_larger_blocks(
 
     assert frame["id"].tolist() == [1, 2]
     assert len(frame["text"].iloc[1]) == 2_000
+
+
+def test_repeated_text_shares_one_string_and_distinct_text_is_not_looked_up(
+    registry: DatasetRegistry, landing: Path
+) -> None:
+    rows = 30_000
+    frame = pd.DataFrame(
+        {
+            "country": np.array(["NO", "SE", "DK"])[np.arange(rows) % 3],
+            "order": [f"order-{index:06d}" for index in range(rows)],
+        }
+    )
+    landing.mkdir(parents=True, exist_ok=True)
+    frame.iloc[: rows // 2].to_csv(landing / "a.csv", index=False)
+    frame.iloc[rows // 2 :].to_csv(landing / "b.csv", index=False)
+    store = LocalDatastore(name="landing", root=str(landing))
+
+    loaded = load_version(
+        register(store, registry, DatasetSpec(datastore="landing", path="*.csv")), store
+    )
+
+    assert_frame_equal(loaded, frame)
+    countries = loaded["country"].to_numpy()
+    assert countries[0] is countries[3] is countries[rows - 3]  # one object for "NO"
+    assert len({id(value) for value in countries}) == 3
