@@ -139,35 +139,14 @@ class ReadSettings:
         return self.file_format == "jsonl" and self.json_reader == "arrow"
 
 
-def read_table(
-    stream: IO[bytes],
-    *,
-    file_format: str,
-    path: str,
-    separator: str = ",",
-    encoding: str = "utf-8",
-    header: bool = True,
-    text_columns: frozenset[str] = frozenset(),
-) -> pd.DataFrame:
-    """Parse one file; raise MalformedFileError naming the file and the fix.
+def read_json_with_pandas(stream: IO[bytes], *, path: str, encoding: str) -> pd.DataFrame:
+    """A JSON lines file as ``pd.read_json`` reads it.
 
-    ``text_columns`` are read as text, untouched (CSV only), so '007' declared as a string
-    stays '007'.
+    Versions registered before the Arrow reader load this way (``ReadSettings.json_reader``).
     """
-    if file_format == "jsonl":
-        with _malformed(path, file_format, encoding):
-            frame = pd.read_json(stream, lines=True, encoding=encoding)
-        return _with_columns(frame, path)
-    table = read_arrow_table(
-        stream,
-        file_format=file_format,
-        path=path,
-        separator=separator,
-        encoding=encoding,
-        header=header,
-        text_columns=text_columns,
-    )
-    return arrow_frame(table, file_format=file_format)
+    with _malformed(path, "jsonl", encoding):
+        frame = pd.read_json(stream, lines=True, encoding=encoding)
+    return _with_columns(frame, path)
 
 
 def read_arrow_table(

@@ -29,8 +29,8 @@ from ingestion_project.datasets.formats import (
     iter_table_batches,
     joined_frame,
     read_arrow_table,
+    read_json_with_pandas,
     read_memory,
-    read_table,
 )
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.profile import (
@@ -439,19 +439,18 @@ def _read_with(
     for info, path in zip(files, logical, strict=True):
         try:
             with store.open_read(info.path) as stream:
-                options = {
-                    "file_format": settings.file_format,
-                    "path": path,
-                    "separator": settings.separator,
-                    "encoding": settings.encoding,
-                    "header": settings.header,
-                    "text_columns": text_columns,
-                }
-                part = (
-                    read_table(stream, **options)
-                    if settings.file_format == "jsonl" and not settings.arrow_json
-                    else read_arrow_table(stream, **options)
-                )
+                if settings.file_format == "jsonl" and not settings.arrow_json:
+                    part = read_json_with_pandas(stream, path=path, encoding=settings.encoding)
+                else:
+                    part = read_arrow_table(
+                        stream,
+                        file_format=settings.file_format,
+                        path=path,
+                        separator=settings.separator,
+                        encoding=settings.encoding,
+                        header=settings.header,
+                        text_columns=text_columns,
+                    )
             columns = _column_names(part)
             path_values.append(_path_values(columns, path, partitions, settings.path_column))
         except MalformedFileError as error:
