@@ -479,64 +479,63 @@ def _read_jsonl(stream: IO[bytes], encoding: str) -> pa.Table | pd.DataFrame:
     import pyarrow as pa
     import pyarrow.json as pajson
 
-    def parse(source: Any, block: int) -> pa.Table:
-        if block == CSV_BLOCK_BYTES:  # the first try
-            with contextlib.suppress(pa.ArrowInvalid):
-                options = pajson.ReadOptions(block_size=JSON_STREAM_BLOCK_BYTES)
-                reader = pajson.open_json(source, read_options=options)
-                return pa.Table.from_batches(list(reader), schema=reader.schema)
-            source = next_source()
-        return pajson.read_json(source, read_options=pajson.ReadOptions(block_size=block))
-
-    if codecs.lookup(encoding).name == "utf-8" and _seekable(stream):
-        start = stream.tell()
-        size = stream.seek(0, io.SEEK_END) - start
-        stream.seek(start)
-
-        def whole() -> bytes:
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    with contextlib.ExitStack() as stack:
+        if utf8 and _seekable(stream):
+            start = stream.tell()
+            size = stream.seek(0, io.SEEK_END) - start
             stream.seek(start)
-            return stream.read()
+            rereadable = stack.enter_context(_RereadableStream(stream))
+            source, available = rereadable.reader, lambda: rereadable.bytes_read
 
-        with _RereadableStream(stream) as rereadable:
-            next_source = rereadable.reader
-            try:
+            def whole() -> bytes:
+                stream.seek(start)
+                return stream.read()
+        else:
+            raw = stream.read()
+            text = raw if utf8 else raw.decode(encoding).encode()  # pyarrow reads only UTF-8
+            size = len(text)
+
+            def source() -> Any:
+                return pa.BufferReader(text)
+
+            def available() -> int:
+                return len(text)
+
+            def whole() -> bytes:
+                return raw
+
+        try:
+            table = _streamed_json(source())
+            if table is None:
                 table = _parse_in_blocks(
-                    lambda block: parse(rereadable.reader(), block),
-                    lambda: rereadable.bytes_read,
+                    lambda block: pajson.read_json(
+                        source(), read_options=pajson.ReadOptions(block_size=block)
+                    ),
+                    available,
                     size,
                 )
-            except pa.ArrowInvalid as error:
-                table = error
-    else:
-        raw = stream.read()
-
-        def whole() -> bytes:
-            return raw
-
-        # pyarrow reads only UTF-8; a file in another encoding is transcoded first.
-        text = raw if codecs.lookup(encoding).name == "utf-8" else raw.decode(encoding).encode()
-
-        def next_source() -> Any:
-            return pa.BufferReader(text)
-
-        try:
-            table = _parse_in_blocks(
-                lambda block: parse(pa.BufferReader(text), block), lambda: len(text), len(text)
-            )
-        except pa.ArrowInvalid as error:
-            table = error
-    if isinstance(table, pa.Table):
-        try:
             # pyarrow's JSON reader keeps bytes that are not UTF-8 in its strings: check them.
             table.validate(full=True)
         except pa.ArrowInvalid as error:
-            table = error
-    if isinstance(table, pa.Table):
-        return _nanosecond_times(table)
-    whole().decode(encoding)  # a byte that is not text is reported where it is
-    if "changed from" in str(table):
-        return pd.read_json(io.BytesIO(whole()), lines=True, encoding=encoding)
-    raise table
+            whole().decode(encoding)  # a byte that is not text is reported where it is
+            if "changed from" in str(error):
+                return pd.read_json(io.BytesIO(whole()), lines=True, encoding=encoding)
+            raise
+    return _nanosecond_times(table)
+
+
+def _streamed_json(source: Any) -> pa.Table | None:
+    """JSON lines read in blocks, typed by the first; None if a later block disagrees."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    try:
+        options = pajson.ReadOptions(block_size=JSON_STREAM_BLOCK_BYTES)
+        reader = pajson.open_json(source, read_options=options)
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+    except pa.ArrowInvalid:
+        return None
 
 
 def _jsonl_batches(

@@ -223,7 +223,7 @@ def _object_profile(name: str, column: pd.Series) -> ProfileRow:
     present_in_sample = int(sample.notna().sum())
     if present_in_sample and _sample_distinct(sample) > present_in_sample / 2:
         present = column.dropna().to_numpy(dtype=object)
-        if all(isinstance(value, str) for value in present):
+        if pd.api.types.infer_dtype(present, skipna=False) == "string":
             return ProfileRow(
                 column=name,
                 type=str(column.dtype),
