@@ -75,7 +75,7 @@ FORMATS = ("parquet", "csv", "jsonl")
 TITLES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON lines"}
 OTHER_POOL = {
     "parquet": "the system allocator",
-    "csv": "pyarrow's own pool",
+    "csv": "the system allocator",
     "jsonl": "pyarrow's own pool",
 }
 PYARROW_READERS = {"parquet": "read_table", "csv": "csv.read_csv", "jsonl": "json.read_json"}
@@ -486,9 +486,9 @@ def load_with_other_pool(
     original = versions.read_memory
 
     def other(file_format: str) -> contextlib.AbstractContextManager[None]:
-        if file_format == "parquet":
-            return system_memory()
-        return contextlib.nullcontext()
+        if file_format == "jsonl":
+            return contextlib.nullcontext()
+        return system_memory()
 
     versions.read_memory = other  # type: ignore[assignment]
     try:

@@ -81,16 +81,19 @@ def arrow_text_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
 def _arrow_text_profile(name: str, column: pd.Series, arrow: pa.ChunkedArray) -> ProfileRow:
     """Text read through Arrow, counted as :func:`_object_profile` counts it, but sooner.
 
-    Min and max come from Arrow; distinct values from Arrow's hash table when they repeat,
-    else as pandas' strings are counted.
+    Values that repeat are counted by Arrow's hash table, and compared for min and max among
+    the distinct ones (comparing every row cost as much again); others are counted as
+    pandas' strings are, and compared by Arrow.
     """
     import pyarrow.compute as pc
 
-    low_high = pc.call_function("min_max", [arrow])
     if text_repeats(arrow):
-        distinct = len(pc.call_function("unique", [arrow]).drop_null())
+        uniques = pc.call_function("unique", [arrow]).drop_null()
+        distinct = len(uniques)
+        low_high = pc.call_function("min_max", [uniques])
     else:
         distinct = _distinct_strings(column.dropna().to_numpy(dtype=object))
+        low_high = pc.call_function("min_max", [arrow])
     return ProfileRow(
         column=name,
         type=str(column.dtype),

@@ -263,3 +263,19 @@ def test_repeated_text_shares_one_string_and_distinct_text_is_not_looked_up(
     countries = loaded["country"].to_numpy()
     assert countries[0] is countries[3] is countries[rows - 3]  # one object for "NO"
     assert len({id(value) for value in countries}) == 3
+
+
+def test_a_csv_file_parsed_block_by_block_is_kept_in_one_piece_per_column(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parser's blocks share pages with its scratch memory: joined, those pages free whole.
+    monkeypatch.setattr(formats, "CSV_BLOCK_BYTES", 1 << 10)
+    rows = pd.DataFrame({"id": range(2_000), "country": ["NO", "SE"] * 1_000})
+    landing.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(landing / "a.csv", index=False)
+
+    with (landing / "a.csv").open("rb") as stream:
+        table = formats.read_arrow_table(stream, file_format="csv", path="a.csv")
+
+    assert [column.num_chunks for column in table.columns] == [1, 1]
+    assert_frame_equal(table.to_pandas(), rows)
