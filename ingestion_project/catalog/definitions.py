@@ -137,7 +137,10 @@ def build_definitions(
             schedules.append(build_dataset_schedule(name, dataset.trigger, job.name))
     sensors.extend(build_progress_sensor(name, catalog) for name in own("labeling"))
     if watched:
-        sensors.extend(build_data_change_sensors(op_prefix, watched, catalog.registry))
+        # The sensors use the very datastore objects these Definitions hold (see tick_stores).
+        sensors.extend(
+            build_data_change_sensors(op_prefix, watched, catalog.registry, catalog.resources)
+        )
     if by_events:
         sensors.extend(build_storage_event_sensors(op_prefix, by_events))
     for name in own("monitors"):

@@ -17,8 +17,9 @@ is seen by the next scan, so it still asks for exactly one run, one scan later.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import dagster as dg
 
@@ -27,10 +28,12 @@ from ingestion_project.datastores.base import (
     LISTING_PAGE_SIZE,
     SET_FINGERPRINT_PREFIX,
     DatastoreError,
+    FileDatastore,
     set_digest,
     set_fingerprint,
 )
 from ingestion_project.triggers.change_cursor import ChangeCursor, ListingScan, WatchCursor
+from ingestion_project.triggers.tick_stores import TickStores
 
 # Dagster gives a sensor tick 60 s. Past this, a tick reads no further page and looks at no
 # further dataset; the next tick resumes. A page of 5,000 blobs takes about 2.3 s on Azurite.
@@ -58,14 +61,22 @@ def data_change_sensor_name(catalog: str, every: str) -> str:
 
 
 def build_data_change_sensors(
-    catalog: str, watched: Sequence[WatchedDataset], registry: RegistrySpec | None = None
+    catalog: str,
+    watched: Sequence[WatchedDataset],
+    registry: RegistrySpec | None = None,
+    datastores: Mapping[str, Any] | None = None,
 ) -> list[dg.SensorDefinition]:
     """One sensor per interval that the catalog's data-change triggers use."""
     by_interval: dict[str, list[WatchedDataset]] = {}
     for item in watched:
         by_interval.setdefault(item.interval, []).append(item)
     return [
-        build_data_change_sensor(data_change_sensor_name(catalog, every), items, registry=registry)
+        build_data_change_sensor(
+            data_change_sensor_name(catalog, every),
+            items,
+            registry=registry,
+            datastores=datastores,
+        )
         for every, items in by_interval.items()
     ]
 
@@ -78,17 +89,24 @@ def build_data_change_sensor(
     budget_seconds: float = TICK_BUDGET_SECONDS,
     registry: RegistrySpec | None = None,
     page_size: int = LISTING_PAGE_SIZE,
+    datastores: Mapping[str, Any] | None = None,
 ) -> dg.SensorDefinition:
     """Each tick looks at every watched dataset in turn and asks for one run per changed one.
 
     With the ``registry``, a dataset the cursor does not know yet (a new sensor, or a cursor
     reset) whose files are exactly those of its latest version asks for no run: that change
-    was registered already.
+    was registered already. Stores in ``datastores`` (the Definitions' own objects) are used
+    as they are, not declared as resources, so a tick costs no Dagster instance (tick_stores).
     """
     trigger = watched[0].spec.trigger
     assert isinstance(trigger, DataChangeTrigger)
     names = ", ".join(item.name for item in watched)
     by_name = {item.name: item for item in watched}
+    stores = TickStores(
+        {item.spec.datastore for item in watched}
+        | ({registry.datastore} if registry is not None else set()),
+        datastores,
+    )
 
     @dg.sensor(
         name=name,
@@ -96,8 +114,7 @@ def build_data_change_sensor(
             *sorted({key for item in watched for key in item.selection})
         ),
         minimum_interval_seconds=trigger.interval_seconds,
-        required_resource_keys={item.spec.datastore for item in watched}
-        | ({registry.datastore} if registry is not None else set()),
+        required_resource_keys=stores.required_resource_keys,
         description=f"Refreshes a dataset (and what scores or monitors it) when its files or "
         f"tables change, every {trigger.data_change.every}: {names}.",
     )
@@ -123,7 +140,7 @@ def build_data_change_sensor(
             item = by_name[dataset]
             state = cursor.datasets.get(dataset, ChangeCursor())
             try:
-                store = getattr(context.resources, item.spec.datastore)
+                store = stores.get(context, item.spec.datastore)
                 seen = observe(item, store, state.scan, out_of_time, page_size)
             except DatastoreError as error:
                 context.log.error(f"dataset '{dataset}': cannot tell whether it changed: {error}")
@@ -145,7 +162,8 @@ def build_data_change_sensor(
                 and item.spec.path is not None
                 and not _same_kind(state.fingerprint, fingerprint)
             ):
-                registered = _registered_version(context, registry, dataset, fingerprint)
+                registry_store = stores.get(context, registry.datastore)
+                registered = _registered_version(registry_store, registry, dataset, fingerprint)
                 if registered is not None:
                     # Continue the count from the version, so later run keys are new ones.
                     known = ChangeCursor(fingerprint, max(registered, state.changes))
@@ -253,7 +271,7 @@ def _same_kind(known: str | None, fingerprint: str) -> bool:
 
 
 def _registered_version(
-    context: dg.SensorEvaluationContext, registry: RegistrySpec, dataset: str, listing: str
+    store: FileDatastore, registry: RegistrySpec, dataset: str, listing: str
 ) -> int | None:
     """The latest version's number if it pins exactly the files of ``listing``.
 
@@ -262,7 +280,6 @@ def _registered_version(
     """
     from ingestion_project.datasets.versions import dataset_registry
 
-    store = getattr(context.resources, registry.datastore)
     latest = dataset_registry(store, registry.prefix).latest(dataset, include_failed=True)
     if latest is None:
         return None
