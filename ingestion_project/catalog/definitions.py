@@ -142,7 +142,7 @@ def build_definitions(
             build_data_change_sensors(op_prefix, watched, catalog.registry, catalog.resources)
         )
     if by_events:
-        sensors.extend(build_storage_event_sensors(op_prefix, by_events))
+        sensors.extend(build_storage_event_sensors(op_prefix, by_events, catalog.resources))
     for name in own("monitors"):
         monitor = catalog.monitors[name]
         if monitor.frequency is None:

@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +27,7 @@ import dagster as dg
 
 from ingestion_project.catalog.spec import DatasetSpec, StorageEventsTrigger
 from ingestion_project.datastores.base import DatastoreError, glob_matches, glob_prefix
+from ingestion_project.triggers.tick_stores import TickStores
 
 CREATED = "Microsoft.Storage.BlobCreated"
 DELETED = "Microsoft.Storage.BlobDeleted"
@@ -193,14 +194,18 @@ def storage_events_sensor_name(catalog: str, datastore: str, queue: str) -> str:
 
 
 def build_storage_event_sensors(
-    catalog: str, watched: Sequence[EventWatchedDataset]
+    catalog: str,
+    watched: Sequence[EventWatchedDataset],
+    datastores: Mapping[str, Any] | None = None,
 ) -> list[dg.SensorDefinition]:
     """One sensor per datastore and queue: a queue's messages are consumed by one reader."""
     groups: dict[tuple[str, str], list[EventWatchedDataset]] = {}
     for item in watched:
         groups.setdefault((item.spec.datastore, item.trigger.storage_events.queue), []).append(item)
     return [
-        build_storage_event_sensor(storage_events_sensor_name(catalog, store, queue), items)
+        build_storage_event_sensor(
+            storage_events_sensor_name(catalog, store, queue), items, datastores=datastores
+        )
         for (store, queue), items in sorted(groups.items())
     ]
 
@@ -210,12 +215,20 @@ def build_storage_event_sensor(
     watched: Sequence[EventWatchedDataset],
     *,
     clock: Callable[[], float] = time.monotonic,
+    datastores: Mapping[str, Any] | None = None,
 ) -> dg.SensorDefinition:
-    """Each tick deletes the last tick's handled messages, then reads new ones."""
+    """Each tick deletes the last tick's handled messages, then reads new ones.
+
+    A store in ``datastores`` (the Definitions' own object) is used as it is, not declared as a
+    resource (tick_stores). A tick that asks for no run and sets nothing aside says what it did
+    in its skip reason only: ``context.log`` opens the Dagster instance and writes the tick's
+    log through its compute log manager (Blob Storage in deploy/dagster.yaml), every tick.
+    """
     first = watched[0]
     trigger, store_name = first.trigger, first.spec.datastore
     settings = trigger.storage_events
     names = ", ".join(item.name for item in watched)
+    stores = TickStores({store_name}, datastores)
 
     @dg.sensor(
         name=name,
@@ -223,7 +236,7 @@ def build_storage_event_sensor(
             *sorted({key for item in watched for key in item.selection})
         ),
         minimum_interval_seconds=trigger.interval_seconds,
-        required_resource_keys={store_name},
+        required_resource_keys=stores.required_resource_keys,
         description=f"Refreshes a dataset (and what scores or monitors it) when Event Grid "
         f"reports a blob created or deleted in datastore '{store_name}', read from queue "
         f"'{settings.queue}' every {settings.every}: {names}.",
@@ -233,7 +246,7 @@ def build_storage_event_sensor(
     ) -> dg.SensorResult | dg.SkipReason:
         from ingestion_project.datastores.azure_queue import EventQueue
 
-        store = getattr(context.resources, store_name)
+        store = stores.get(context, store_name)
         queue = EventQueue(store, settings.queue, settings.account_url)
         cursor = EventCursor.parse(context.cursor)
         started = clock()
@@ -270,7 +283,8 @@ def build_storage_event_sensor(
             f"{len(messages)} message(s) read in {clock() - started:.1f} s, {deleted} handled "
             f"message(s) deleted; {tick.describe()}"
         )
-        context.log.info(summary)
+        if requests or tick.set_aside:
+            context.log.info(summary)
         if not requests:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(summary), cursor=tick.cursor().serialize()

@@ -8,7 +8,9 @@ JSON, one event per message: MicrosoftDocs/azure-docs#102923; plain JSON is read
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +21,15 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from ingestion_project.catalog.errors import CatalogError
+from ingestion_project.catalog.spec import DatasetSpec, StorageEventsTrigger
+from ingestion_project.datastores.azure_blob import AzureBlobDatastore
+from ingestion_project.datastores.azure_common import AzureCredential
 from ingestion_project.datastores.base import DatastoreError
 from ingestion_project.triggers.storage_events import (
     EventCursor,
+    EventWatchedDataset,
     NotAStorageEvent,
+    build_storage_event_sensor,
     parse_message,
     storage_events_sensor_name,
 )
@@ -342,3 +349,114 @@ def test_a_queue_belongs_to_one_catalog() -> None:
     message = str(raised.value)
     assert "datasets.zones.trigger.storage_events.queue" in message
     assert "read by dataset 'trips'" in message and "own queue" in message
+
+
+@pytest.fixture
+def unopenable_instance(tmp_path: Path) -> Any:
+    """The ref of an instance whose folder became a file: opening it fails."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    instance = dg.DagsterInstance.local_temp(str(home))
+    ref = instance.get_ref()
+    instance.dispose()
+    shutil.rmtree(home)
+    home.write_text("not a folder")
+    return ref
+
+
+def code_server_tick(defs: dg.Definitions, name: str, instance_ref: Any, cursor: str | None):
+    """A tick as Dagster's code server evaluates it: the instance's ref, and only the
+    top-level resources the sensor declares (``get_external_sensor_execution``)."""
+    sensor = defs.resolve_sensor_def(name)
+    resources = defs.resources or {}
+    declared = {key: resources[key] for key in sensor.required_resource_keys}
+    with dg.build_sensor_context(
+        instance_ref=instance_ref, cursor=cursor, definitions=defs, resources=declared
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def lake_sensor(lake: Lake, name: str, store: AzureBlobDatastore | None) -> dg.SensorDefinition:
+    """The lake's sensor built by hand: ``store`` given to it, or (None) the store declared."""
+    trigger = StorageEventsTrigger.model_validate({"storage_events": lake.events})
+    spec = DatasetSpec(datastore="lake", path="trips/*.csv", trigger=trigger)
+    return build_storage_event_sensor(
+        name,
+        [EventWatchedDataset("trips", spec, ("trips",))],
+        datastores=None if store is None else {"lake": store},
+    )
+
+
+def lake_store(lake: Lake, container: str) -> AzureBlobDatastore:
+    return AzureBlobDatastore(
+        name="lake",
+        account_url=lake.blob.account_url,
+        container=container,
+        credential=AzureCredential(account_key=lake.blob.account_key),
+    )
+
+
+def test_the_catalogs_storage_event_sensor_declares_no_store(lake: Lake) -> None:
+    defs = catalog_definitions(lake.catalog())
+    assert not defs.resolve_sensor_def(sensor_name(lake)).required_resource_keys
+
+
+def test_a_tick_without_a_run_opens_no_instance(lake: Lake, unopenable_instance: Any) -> None:
+    """Its store is the Definitions' own, and its summary is its skip reason, not a log line."""
+    defs = catalog_definitions(lake.catalog())
+    lake.send(blob_event("Created", lake.container, "stations/c.csv", 1))
+
+    result = code_server_tick(defs, sensor_name(lake), unopenable_instance, None)
+    again = code_server_tick(defs, sensor_name(lake), unopenable_instance, result.cursor)
+
+    assert not result.run_requests and not again.run_requests
+    assert "1 event(s) outside the watched datasets" in (result.skip_message or "")
+    assert "0 message(s) read" in (again.skip_message or "")
+    assert lake.messages_left() == 0
+
+
+def test_a_sensor_that_declares_its_store_needs_the_instance(
+    lake: Lake, unopenable_instance: Any
+) -> None:
+    """The contrast that shows the instance above would have been opened, and failed."""
+    sensor = lake_sensor(lake, "declared", None)
+    assert sensor.required_resource_keys == {"lake"}
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec("trips")],
+        sensors=[sensor],
+        resources={"lake": lake_store(lake, lake.container)},
+    )
+    with pytest.raises(FileExistsError):
+        code_server_tick(defs, "declared", unopenable_instance, None)
+
+
+def test_a_given_store_asks_for_one_run_per_change_with_the_same_key(
+    lake: Lake, tmp_path: Path
+) -> None:
+    defs = catalog_definitions(lake.catalog())
+    event = blob_event("Created", lake.container, "trips/a.csv", 1)
+    lake.land("trips/a.csv")
+    lake.send(event)
+    home = tmp_path / "instance"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        ref = instance.get_ref()
+        first = code_server_tick(defs, sensor_name(lake), ref, None)
+        second = code_server_tick(defs, sensor_name(lake), ref, first.cursor)
+
+    digest = hashlib.sha256(event["id"].encode()).hexdigest()[:16]
+    assert [r.run_key for r in first.run_requests or []] == [f"trips:events:{digest}"]
+    assert len(EventCursor.parse(first.cursor).pending) == 1
+    assert not second.run_requests
+    assert "1 handled message(s) deleted" in (second.skip_message or "")
+    assert lake.messages_left() == 0
+
+
+def test_resources_handed_to_an_evaluation_win_over_the_given_store(lake: Lake) -> None:
+    sensor = lake_sensor(lake, "given", lake_store(lake, "elsewhere"))
+    defs = dg.Definitions(assets=[dg.AssetSpec("trips")], sensors=[sensor])
+    lake.send(blob_event("Created", lake.container, "trips/a.csv", 1))
+    handed = {"lake": lake_store(lake, lake.container)}
+    with dg.build_sensor_context(definitions=defs, resources=handed) as context:
+        result = sensor.evaluate_tick(context)
+    assert [r.tags["ingestion/dataset"] for r in result.run_requests or []] == ["trips"]
