@@ -23,6 +23,13 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from ingestion_project.datasets.dictionary_text import (
+    decoded,
+    is_marked,
+    read_parquet,
+    same_text_form,
+    text_objects,
+)
 from ingestion_project.datasets.profile import text_repeats
 
 if TYPE_CHECKING:
@@ -173,9 +180,7 @@ def read_arrow_table(
 
     with _malformed(path, file_format, encoding):
         if file_format == "parquet":
-            import pyarrow.parquet as pq
-
-            table = _without_pandas_index(pq.read_table(_parquet_source(stream)))
+            table = _without_pandas_index(read_parquet(_parquet_source(stream)))
         elif file_format == "jsonl":
             table = _read_jsonl(stream, encoding)
             if isinstance(table, pd.DataFrame):
@@ -256,6 +261,7 @@ def joined_frame(
     """
     import pyarrow as pa
 
+    tables[:] = same_text_form(tables)
     try:
         joined = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
@@ -267,13 +273,17 @@ def joined_frame(
     names = joined.column_names
     if joined.schema.pandas_metadata or len(set(names)) != len(names):
         # pandas' own metadata (index, extension types) is applied to a whole table.
-        return joined.to_pandas(split_blocks=True, self_destruct=True)
+        return decoded(joined).to_pandas(split_blocks=True, self_destruct=True)
     pool = pa.default_memory_pool()
     columns: dict[str, pd.Series] = {}
     for name in names:
         column = joined.column(name)
+        dictionary_text = is_marked(joined.schema.field(name))
         joined = joined.drop_columns([name])
-        columns[name] = column.to_pandas(deduplicate_objects=_repeats_text(column))
+        if dictionary_text:
+            columns[name] = pd.Series(text_objects(column), copy=False)
+        else:
+            columns[name] = column.to_pandas(deduplicate_objects=_repeats_text(column))
         del column
         pool.release_unused()
     return pd.DataFrame(columns, copy=False)
@@ -295,7 +305,7 @@ def _repeats_text(column: pa.ChunkedArray) -> bool:
 
 def arrow_frame(table: pa.Table | pa.RecordBatch, *, file_format: str = "csv") -> pd.DataFrame:
     """One table as pandas, as ``pd.read_csv``/``pd.read_parquet`` would give it."""
-    return _nulls_as_float(table, file_format).to_pandas()
+    return _nulls_as_float(decoded(table), file_format).to_pandas()
 
 
 def _nulls_as_float(table: _Arrow, file_format: str) -> _Arrow:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pandas.util import hash_array
 
+from ingestion_project.datasets.dictionary_text import is_marked, used_values
 from ingestion_project.records import ProfileRow, SchemaColumn
 
 if TYPE_CHECKING:
@@ -68,13 +69,18 @@ def frame_profile(
 
 
 def arrow_text_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
-    """The table's string columns, to profile after the table is turned into pandas."""
+    """The table's text columns, to profile after the table is turned into pandas.
+
+    Text read as its dictionary (``dictionary_text``) is counted from the dictionary.
+    """
     import pyarrow as pa
 
     return {
-        str(name): column
-        for name, column in zip(table.column_names, table.columns, strict=True)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        str(field.name): column
+        for field, column in zip(table.schema, table.columns, strict=True)
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or is_marked(field)
     }
 
 
@@ -85,9 +91,14 @@ def _arrow_text_profile(name: str, column: pd.Series, arrow: pa.ChunkedArray) ->
     the distinct ones (comparing every row cost as much again); others are counted as
     pandas' strings are, and compared by Arrow.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if text_repeats(arrow):
+    if pa.types.is_dictionary(arrow.type):
+        uniques = used_values(arrow).drop_null()
+        distinct = len(uniques)
+        low_high = pc.call_function("min_max", [uniques])
+    elif text_repeats(arrow):
         uniques = pc.call_function("unique", [arrow]).drop_null()
         distinct = len(uniques)
         low_high = pc.call_function("min_max", [uniques])

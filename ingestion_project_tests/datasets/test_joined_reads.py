@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets import formats
+from ingestion_project.datasets.dictionary_text import text_objects, used_values
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.profile import frame_profile
 from ingestion_project.datasets.versions import (
@@ -279,3 +282,72 @@ def test_a_csv_file_parsed_block_by_block_is_kept_in_one_piece_per_column(
 
     assert [column.num_chunks for column in table.columns] == [1, 1]
     assert_frame_equal(table.to_pandas(), rows)
+
+
+def test_parquet_text_stored_as_a_dictionary_loads_as_pandas_reads_it(
+    any_store: LocalDatastore, registry: DatasetRegistry, landing: Path
+) -> None:
+    # Text stored as a dictionary in one file and as plain values in the other, with nulls,
+    # no rows in a third; a categorical column pandas wrote keeps its type.
+    (landing / "in").mkdir(parents=True)
+    first = pa.table(
+        {
+            "country": ["NO", None, "SE", "NO"],
+            "note": ["a", "b", None, "d"],
+            "n": [1, 2, 3, 4],
+        }
+    )
+    second = pa.table({"country": ["DK", "NO"], "note": ["e", "f"], "n": [5, 6]})
+    pq.write_table(first, landing / "in" / "a.parquet")
+    only_country = ["country"]  # pyarrow takes a list of columns as well as a bool
+    pq.write_table(second, landing / "in" / "b.parquet", use_dictionary=only_country)  # pyright: ignore[reportArgumentType]
+    pq.write_table(first.slice(0, 0), landing / "in" / "c.parquet")
+    spec = DatasetSpec(datastore="landing", path="in/*.parquet", format="parquet")
+
+    record = register(any_store, registry, spec)
+    frame = load_version(record, any_store)
+
+    expected = pd.concat(
+        [pd.read_parquet(landing / "in" / f"{n}.parquet") for n in "abc"], ignore_index=True
+    )
+    assert_frame_equal(frame, expected)
+    assert frame["country"].tolist() == ["NO", None, "SE", "NO", "DK", "NO"]
+    countries = frame["country"].to_numpy()
+    assert countries[0] is countries[3] is countries[5]  # one string per distinct value
+    assert record.profile == frame_profile(frame)
+    by_column = {row.column: row for row in record.profile or []}
+    assert (by_column["country"].distinct, by_column["country"].nulls) == (3, 1)
+    assert (by_column["country"].min, by_column["country"].max) == ("DK", "SE")
+
+
+def test_parquet_written_by_pandas_keeps_its_categories_and_its_text(
+    registry: DatasetRegistry, landing: Path
+) -> None:
+    (landing / "in").mkdir(parents=True)
+    written = pd.DataFrame(
+        {
+            "size": pd.Categorical(["S", "M", "S"], categories=["S", "M", "L"]),
+            "city": ["Oslo", "Bergen", None],
+        }
+    )
+    written.to_parquet(landing / "in" / "a.parquet")
+    store = LocalDatastore(name="landing", root=str(landing))
+    spec = DatasetSpec(datastore="landing", path="in/*.parquet", format="parquet")
+
+    frame = load_version(register(store, registry, spec), store)
+
+    assert_frame_equal(frame, pd.read_parquet(landing / "in" / "a.parquet"))
+    assert isinstance(frame["size"].dtype, pd.CategoricalDtype)
+    assert frame["city"].dtype == object
+
+
+def test_the_profile_counts_only_the_dictionary_values_rows_use() -> None:
+    column = pa.chunked_array(
+        [
+            pa.DictionaryArray.from_arrays(pa.array([0, 0, None], pa.int32()), ["b", "z"]),
+            pa.DictionaryArray.from_arrays(pa.array([1], pa.int32()), ["z", "a"]),
+        ]
+    )
+
+    assert sorted(used_values(column).to_pylist()) == ["a", "b"]
+    assert text_objects(column).tolist() == ["b", "b", None, "a"]
