@@ -351,3 +351,18 @@ def test_the_profile_counts_only_the_dictionary_values_rows_use() -> None:
 
     assert sorted(used_values(column).to_pylist()) == ["a", "b"]
     assert text_objects(column).tolist() == ["b", "b", None, "a"]
+
+
+def test_a_file_that_is_not_parquet_is_an_error_that_names_it(
+    any_store: LocalDatastore, registry: DatasetRegistry, landing: Path
+) -> None:
+    # A local file is read by pyarrow itself, a blob from its bytes: both name the file.
+    (landing / "in").mkdir(parents=True)
+    pq.write_table(pa.table({"n": [1, 2]}), landing / "in" / "a.parquet")
+    write(landing, "in/b.parquet", "id,amount\n1,2\n")
+    spec = DatasetSpec(datastore="landing", path="in/*.parquet", format="parquet")
+
+    with pytest.raises(MalformedFileError, match=r"in/b\.parquet"):
+        register(any_store, registry, spec)
+
+    assert registry.latest(NAME, include_failed=True) is None
