@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,7 @@ from ingestion_project_tests.catalogs import (
     project_catalog_of,
 )
 from ingestion_project_tests.eventgrid import KEY_VARIABLE, Lake, blob_event, encoded, sequencer
+from ingestion_project_tests.triggers.code_server import code_server_tick, unopenable_instance_ref
 
 
 @pytest.fixture
@@ -353,27 +353,7 @@ def test_a_queue_belongs_to_one_catalog() -> None:
 
 @pytest.fixture
 def unopenable_instance(tmp_path: Path) -> Any:
-    """The ref of an instance whose folder became a file: opening it fails."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(str(home))
-    ref = instance.get_ref()
-    instance.dispose()
-    shutil.rmtree(home)
-    home.write_text("not a folder")
-    return ref
-
-
-def code_server_tick(defs: dg.Definitions, name: str, instance_ref: Any, cursor: str | None):
-    """A tick as Dagster's code server evaluates it: the instance's ref, and only the
-    top-level resources the sensor declares (``get_external_sensor_execution``)."""
-    sensor = defs.resolve_sensor_def(name)
-    resources = defs.resources or {}
-    declared = {key: resources[key] for key in sensor.required_resource_keys}
-    with dg.build_sensor_context(
-        instance_ref=instance_ref, cursor=cursor, definitions=defs, resources=declared
-    ) as context:
-        return sensor.evaluate_tick(context)
+    return unopenable_instance_ref(tmp_path)
 
 
 def lake_sensor(lake: Lake, name: str, store: AzureBlobDatastore | None) -> dg.SensorDefinition:

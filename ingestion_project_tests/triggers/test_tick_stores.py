@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +12,14 @@ from ingestion_project.catalog.spec import DataChangeTrigger, DatasetSpec
 from ingestion_project.datastores.local import LocalDatastore
 from ingestion_project.triggers.data_change import WatchedDataset, build_data_change_sensor
 from ingestion_project.triggers.tick_stores import TickStores
+from ingestion_project_tests.triggers.code_server import code_server_tick, unopenable_instance_ref
 
 SENSOR = "lake__data_change_every_60s"
 
 
 @pytest.fixture
 def unopenable_instance(tmp_path: Path) -> Any:
-    """The ref of an instance whose folder became a file: opening it fails."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(str(home))
-    ref = instance.get_ref()
-    instance.dispose()
-    shutil.rmtree(home)
-    home.write_text("not a folder")
-    return ref
-
-
-def code_server_tick(defs: dg.Definitions, name: str, instance_ref: Any):
-    """A tick as Dagster's code server evaluates it: the instance's ref, and only the
-    top-level resources the sensor declares (``get_external_sensor_execution``)."""
-    sensor = defs.resolve_sensor_def(name)
-    resources = defs.resources or {}
-    declared = {key: resources[key] for key in sensor.required_resource_keys}
-    with dg.build_sensor_context(
-        instance_ref=instance_ref, definitions=defs, resources=declared
-    ) as context:
-        return sensor.evaluate_tick(context)
+    return unopenable_instance_ref(tmp_path)
 
 
 def run_keys(result: Any) -> list[list[str]]:
