@@ -220,7 +220,7 @@ def read_memory(file_format: str) -> contextlib.AbstractContextManager[None]:
 
     Parsing makes many short-lived buffers, which pyarrow's own pool reuses: with the
     system's allocator, which gives each back and faults it in again, a Parquet or CSV load
-    took 1.4-1.8x as long. JSON lines load as fast either way, and peak at 1.4x the frame with
+    took 1.3-1.6x as long. JSON lines load as fast either way, and peak at 1.4x the frame with
     the system's against 1.8x with pyarrow's (``benchmarks/load_tabular.py``).
     """
     return system_memory() if file_format == "jsonl" else contextlib.nullcontext()

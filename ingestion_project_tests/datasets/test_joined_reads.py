@@ -18,7 +18,12 @@ from pandas.testing import assert_frame_equal
 
 from ingestion_project.catalog.spec import DatasetSpec
 from ingestion_project.datasets import formats
-from ingestion_project.datasets.dictionary_text import text_objects, used_values
+from ingestion_project.datasets.dictionary_text import (
+    is_marked,
+    read_parquet,
+    text_objects,
+    used_values,
+)
 from ingestion_project.datasets.formats import MalformedFileError
 from ingestion_project.datasets.profile import frame_profile
 from ingestion_project.datasets.versions import (
@@ -307,6 +312,8 @@ def test_parquet_text_stored_as_a_dictionary_loads_as_pandas_reads_it(
     record = register(any_store, registry, spec)
     frame = load_version(record, any_store)
 
+    read = read_parquet(str(landing / "in" / "a.parquet"))
+    assert [is_marked(field) for field in read.schema] == [True, True, False]
     expected = pd.concat(
         [pd.read_parquet(landing / "in" / f"{n}.parquet") for n in "abc"], ignore_index=True
     )
