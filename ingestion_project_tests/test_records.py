@@ -22,6 +22,7 @@ from ingestion_project.records import (
     AliasRecord,
     DatasetLineage,
     DatasetVersionRecord,
+    Manifest,
     ManifestEntry,
     ProfileRow,
     RecordError,
@@ -67,9 +68,15 @@ def test_a_record_is_written_with_its_schema_version_and_read_back_equal() -> No
 
     data = json.loads(record_json(record))
 
-    assert data["schema_version"] == 1
-    assert data["manifest"][0]["modified"] == "2024-05-01T08:00:00+00:00"
+    assert data["schema_version"] == 2
+    assert data["manifest"] == {
+        "etag": ["e1"],
+        "modified_us": [int(MOMENT.timestamp()) * 1_000_000],
+        "path": ["a.csv"],
+        "size": [3],
+    }
     assert read(data) == record
+    assert read(data).manifest[0].modified == MOMENT
 
 
 def test_keys_a_version_does_not_carry_are_left_out_not_written_as_null() -> None:
@@ -83,7 +90,7 @@ def test_keys_a_version_does_not_carry_are_left_out_not_written_as_null() -> Non
 
 def test_unknown_keys_in_a_stored_record_are_ignored_at_every_level() -> None:
     data = stored(dataset_record(), added_later="x")
-    data["manifest"][0]["md5"] = "abc"
+    data["manifest"]["md5"] = ["abc"]
     data["lineage"]["approved_by"] = "someone"
 
     record = read(data)
@@ -97,18 +104,18 @@ def test_building_a_record_with_an_unknown_field_is_an_error() -> None:
     with pytest.raises(ValidationError, match="approved_by"):
         DatasetLineage(approved_by="someone")  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="schema_version"):
-        dataset_record(schema_version=2)
+        dataset_record(schema_version=3)
 
 
 def test_a_record_from_a_newer_release_says_to_upgrade() -> None:
-    data = stored(dataset_record(), schema_version=2, manifest="a new shape")
+    data = stored(dataset_record(), schema_version=3, manifest="a new shape")
 
     with pytest.raises(RecordError) as raised:
         read(data)
 
     message = str(raised.value)
-    assert "dataset 'trips' v1 has record schema version 2" in message
-    assert "this release of ingestion_project reads versions up to 1" in message
+    assert "dataset 'trips' v1 has record schema version 3" in message
+    assert "this release of ingestion_project reads versions up to 2" in message
     assert "Upgrade ingestion_project to read it." in message
 
 
@@ -119,6 +126,15 @@ def test_a_damaged_record_names_the_file_and_the_problem() -> None:
         RecordError, match=r"not a valid dataset version record \(manifest\.0\.size"
     ):
         read(stored(dataset_record(), manifest=[{"path": "a.csv", "size": "big"}]))
+    columns = stored(dataset_record())["manifest"]
+    for damaged, problem in [
+        ({**columns, "size": ["big"]}, r"manifest column 'size' must be a list of int"),
+        ({**columns, "etag": ["e1", "e2"]}, r"manifest columns differ in length \(\[1, 2\]\)"),
+        ({"path": columns["path"]}, r"manifest columns \['etag', 'modified_us', 'size'\]"),
+        ("a new shape", r"a manifest is a list of files or columns of them"),
+    ]:
+        with pytest.raises(RecordError, match=problem):
+            read(stored(dataset_record(), manifest=damaged))
 
 
 def test_records_of_the_first_release_load_with_the_defaults_it_implied() -> None:
@@ -143,7 +159,7 @@ def test_records_of_the_first_release_load_with_the_defaults_it_implied() -> Non
 
     assert (record.kind, record.mode, record.manifest_store) == ("tabular", "reference", "landing")
     assert record.load_options is None
-    assert record.schema_version == 1
+    assert record.schema_version == 2  # read into this release's shape
 
 
 def test_the_registry_refuses_a_version_from_a_newer_release(store: LocalDatastore) -> None:
@@ -172,7 +188,7 @@ def test_the_cli_shows_a_too_new_version_as_an_error_not_a_traceback(
     )
     folder = Path(store.root) / "_registry" / "datasets" / "trips"
     folder.mkdir(parents=True)
-    newer = stored(dataset_record(datastore="workspace_default"), schema_version=2)
+    newer = stored(dataset_record(datastore="workspace_default"), schema_version=3)
     (folder / "v000001.json").write_text(json.dumps(newer))
     catalog = {"datasets": {"trips": {"path": "trips/*.csv"}}}
     project = write_project(tmp_path / "project", {"catalog": catalog})
@@ -189,7 +205,7 @@ def test_an_alias_from_a_newer_release_says_to_upgrade(store: LocalDatastore) ->
     models = ModelRegistry(store, "_registry")
     models.versions.set_alias("demand", "champion", AliasRecord(version=1, reason="first"))
     path = Path(store.root) / "_registry" / "models" / "demand" / "champion.alias.json"
-    path.write_text(json.dumps({"version": 1, "schema_version": 2}))
+    path.write_text(json.dumps({"version": 1, "schema_version": 3}))
 
     with pytest.raises(RecordError, match=r"model 'demand' alias 'champion' .* Upgrade"):
         models.champion("demand")
@@ -250,7 +266,7 @@ def test_indented_json_matches_json_dumps_on_random_values() -> None:
         assert indented_json(data) == slow_json(data)
 
 
-def test_a_large_record_is_written_as_json_dumps_writes_it_and_reads_back_equal() -> None:
+def test_a_large_record_is_written_as_json_dumps_writes_it_but_its_manifests_as_columns() -> None:
     files = [
         ManifestEntry(path=f"données/{i:05d}%.csv", size=i, modified=MOMENT, etag=f"{i:x}")
         for i in range(2000)
@@ -265,8 +281,17 @@ def test_a_large_record_is_written_as_json_dumps_writes_it_and_reads_back_equal(
 
     text = record_json(record).decode()
 
-    assert text == slow_json(json.loads(text))
-    assert json.loads(text)["params"] == {"since": str(MOMENT), "path": "a"}
+    data = json.loads(text)
+    rest = text
+    for key, count in [("manifest", 2000), ("source_manifest", 10)]:
+        columns = data.pop(key)
+        assert len(columns["path"]) == count
+        lines = [f"    {json.dumps(name)}: {json.dumps(columns[name])}" for name in sorted(columns)]
+        block = f'  "{key}": {{\n' + ",\n".join(lines) + "\n  },\n"
+        assert block in rest
+        rest = rest.replace(block, "")
+    assert rest == slow_json(data)
+    assert data["params"] == {"since": str(MOMENT), "path": "a"}
     assert read(json.loads(text)).manifest == files
 
 
@@ -300,7 +325,7 @@ def test_a_utc_time_reads_back_as_datetime_utc() -> None:
     assert record.manifest[0].modified.tzinfo is UTC
 
 
-def test_manifest_entries_made_at_once_equal_those_made_one_by_one() -> None:
+def test_a_manifest_holds_the_entries_made_one_by_one_at_their_instants_in_utc() -> None:
     files = [
         FileInfo(path="a.csv", size=3, modified=MOMENT, etag="e1"),
         FileInfo(
@@ -314,7 +339,13 @@ def test_manifest_entries_made_at_once_equal_those_made_one_by_one() -> None:
         ),
     ]
 
-    many = ManifestEntry.many(files)
+    manifest = Manifest.of(files)
 
-    assert many == [ManifestEntry.of(info) for info in files]
-    assert [entry.modified.tzinfo for entry in many] == [UTC, UTC, timezone(timedelta(hours=9))]
+    assert manifest == [ManifestEntry.of(info) for info in files]
+    assert manifest == files
+    assert [entry.modified.tzinfo for entry in manifest] == [UTC, UTC, UTC]
+    assert manifest.infos() == [
+        FileInfo(info.path, info.size, info.modified.astimezone(UTC), info.etag) for info in files
+    ]
+    assert manifest[1:] == Manifest.of(files[1:]) and manifest[1:] != manifest
+    assert (len(manifest), manifest[-1].path, repr(manifest)) == (3, "c.csv", "Manifest(3 files)")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion_project.catalog.spec import DatasetSpec
-from ingestion_project.datasets.fingerprint import listing_fingerprint, version_fingerprint
+from ingestion_project.datasets.fingerprint import version_fingerprint
 from ingestion_project.datasets.formats import (
     TEXT_TYPES,
     MalformedFileError,
@@ -45,7 +45,7 @@ from ingestion_project.datasets.snapshot import (
     snapshot_prefix,
 )
 from ingestion_project.datasets.windows import files_in_window, rows_in_window, version_series
-from ingestion_project.datastores.base import FileDatastore, FileInfo
+from ingestion_project.datastores.base import FileColumns, FileDatastore, FileInfo
 from ingestion_project.quality.gate import (
     judge,
     judge_again,
@@ -56,7 +56,7 @@ from ingestion_project.records import (
     DatasetLineage,
     DatasetVersionRecord,
     LoadOptions,
-    ManifestEntry,
+    Manifest,
     QualityReport,
     ReadOptions,
     WindowBounds,
@@ -134,10 +134,10 @@ def dataset_registry(store: FileDatastore, prefix: str) -> DatasetRegistry:
     return DatasetRegistry(store, prefix, "datasets", DatasetVersionRecord)
 
 
-def list_dataset_files(name: str, spec: DatasetSpec, store: FileDatastore) -> list[FileInfo]:
+def list_dataset_files(name: str, spec: DatasetSpec, store: FileDatastore) -> FileColumns:
     """The files a dataset's glob matches now; an empty match is an error, not an empty version."""
     assert spec.path is not None
-    files = store.list_files(spec.path)
+    files = store.list_columns(spec.path)
     if not files:
         raise DatasetError(
             f"dataset '{name}': no files match '{spec.path}' in datastore '{spec.datastore}' "
@@ -173,13 +173,13 @@ def register_file_dataset(
     (``datasets.windows``).
     """
     settings = ReadSettings.from_spec(spec, window)
-    files = list_dataset_files(name, spec, store)
+    listed = list_dataset_files(name, spec, store)
     partitions = partition_format(name, settings)
     if partitions is not None:
-        _check_partitions(name, spec.datastore, partitions, [info.path for info in files])
+        _check_partitions(name, spec.datastore, partitions, listed.paths)
     if window is not None:
-        files = files_in_window(files, partitions, window)
-        if not files:
+        listed = FileColumns.of(files_in_window(listed.infos(), partitions, window))
+        if not listed:
             raise DatasetError(
                 f"dataset '{name}': no files of '{spec.path}' in datastore '{spec.datastore}' "
                 f"are dated in window {window.key}. Nothing was registered for it; wait for its "
@@ -190,7 +190,7 @@ def register_file_dataset(
     target, target_name = store, spec.datastore
     if mode == "snapshot":
         target, target_name = _snapshot_target(name, registry, snapshot_store, snapshot_store_name)
-    listing = listing_fingerprint(files)
+    listing = listed.digest()
     fingerprint = version_fingerprint(
         listing,
         {
@@ -212,14 +212,13 @@ def register_file_dataset(
         return Registration(record=latest, created=False, frame=None)
 
     def register_version(
-        pinned: list[FileInfo],
+        manifest: Manifest,
         read: FrameRead | None,
         folder: str | None,
         quality: QualityReport | None,
     ) -> Registration:
         """Record the files themselves, or their copies under ``folder`` (a snapshot)."""
-        manifest = ManifestEntry.many(pinned)
-        originals = ManifestEntry.many(files) if folder else None
+        originals = Manifest(listed) if folder else None
         frame = None if read is None else read.frame
         schema = None if read is None else frame_schema(read.frame)
         profile = None if read is None else frame_profile(read.frame, read.arrow_text)
@@ -239,7 +238,7 @@ def register_file_dataset(
                 read_options=ReadOptions(**settings.read_options()),
                 load_options=LoadOptions(**settings.load_options()),
                 manifest=manifest,
-                bytes=sum(info.size for info in pinned),
+                bytes=sum(manifest.columns.sizes),
                 snapshot_prefix=folder,
                 source_manifest=originals,
                 table_schema=schema,
@@ -256,9 +255,10 @@ def register_file_dataset(
         return Registration(record=registry.register(series, build), created=True, frame=frame)
 
     if mode == "reference":
-        read = _read_pinned(name, spec, settings, store, files)
-        return register_version(files, read, None, _judge(spec, read))
+        read = _read_pinned(name, spec, settings, store, listed)
+        return register_version(Manifest(listed), read, None, _judge(spec, read))
     folder = snapshot_prefix(registry.prefix, series, new_snapshot_token())
+    files = listed.infos()
     copies = snapshot_files(name, files, store, target, folder)
     try:
         _require_unchanged(name, spec, settings, store, listing, "copied")
@@ -279,7 +279,7 @@ def register_file_dataset(
         return Registration(record=racer, created=False, frame=None)
     # Copies are never deleted once the record write starts: a write that timed out may still
     # have landed, and a version must never lose its copies. A failure here leaves orphans.
-    return register_version(copies, read, folder, quality)
+    return register_version(Manifest.of(copies), read, folder, quality)
 
 
 def _judge(spec: DatasetSpec, read: FrameRead | None) -> QualityReport | None:
@@ -292,15 +292,14 @@ def _read_pinned(
     spec: DatasetSpec,
     settings: ReadSettings,
     store: FileDatastore,
-    files: list[FileInfo],
+    listed: FileColumns,
 ) -> FrameRead | None:
     """Read reference files in place, then make sure none changed while they were read."""
     if spec.kind != "tabular":
         return None
-    logical = [info.path for info in files]
     where = _where(store, spec.datastore)
-    read = _read(name, settings, store, files, logical, where, profile=True)
-    _require_unchanged(name, spec, settings, store, listing_fingerprint(files), "read")
+    read = _read(name, settings, store, listed.infos(), listed.paths, where, profile=True)
+    _require_unchanged(name, spec, settings, store, listed.digest(), "read")
     return read
 
 
@@ -323,10 +322,13 @@ def _require_unchanged(
     listing: str,
     action: str,
 ) -> None:
-    files = store.list_files(spec.path or "")
+    files = store.list_columns(spec.path or "")
     if settings.window is not None:
-        files = files_in_window(files, partition_format(name, settings), settings.window)
-    if listing_fingerprint(files) != listing:
+        window = settings.window
+        files = FileColumns.of(
+            files_in_window(files.infos(), partition_format(name, settings), window)
+        )
+    if files.digest() != listing:
         raise DatasetError(
             f"dataset '{name}': files under '{spec.path}' in datastore '{spec.datastore}' "
             f"changed while they were being {action}. Nothing was registered; run the "
@@ -645,7 +647,7 @@ def version_files(record: DatasetVersionRecord) -> list[FileInfo]:
 def logical_paths(record: DatasetVersionRecord) -> list[str]:
     """Each pinned file's path as the dataset sees it: a snapshot copy's original path."""
     prefix = record.snapshot_prefix
-    paths = [entry.path for entry in record.manifest]
+    paths = list(record.manifest.columns.paths)
     if not prefix:
         return paths
     return [path.removeprefix(f"{prefix}/") for path in paths]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import itertools
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -75,6 +76,58 @@ class FileInfo:
         )
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def microseconds_since_epoch(moment: datetime) -> int:
+    """A listing time as whole microseconds since 1970 UTC (naive times are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _MICROSECOND
+
+
+def utc_from_microseconds(microseconds: int) -> datetime:
+    return EPOCH + timedelta(microseconds=microseconds)
+
+
+@dataclass(frozen=True, slots=True)
+class FileColumns:
+    """A listing as four columns in path order, with no object per file.
+
+    What registering a version over 10,000 files needs from a store: building a ``FileInfo``
+    and a ``datetime`` per file costs as much as listing the files does. ``modified_us`` is
+    microseconds since 1970 UTC.
+    """
+
+    paths: list[str]
+    sizes: list[int]
+    modified_us: list[int]
+    etags: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @classmethod
+    def of(cls, files: Iterable[FileInfo]) -> FileColumns:
+        """The columns of ``files``, sorted by path as a store lists them."""
+        ordered = sorted(files, key=lambda info: info.path)
+        return cls(
+            [info.path for info in ordered],
+            [info.size for info in ordered],
+            [microseconds_since_epoch(info.modified) for info in ordered],
+            [info.etag for info in ordered],
+        )
+
+    def infos(self) -> list[FileInfo]:
+        moments = map(utc_from_microseconds, self.modified_us)
+        return list(map(FileInfo, self.paths, self.sizes, moments, self.etags))
+
+    def digest(self) -> str:
+        """``listing_digest`` of these files (the fingerprint of the listing)."""
+        return _digest_in_order(zip(self.paths, self.sizes, self.etags, strict=True))
+
+
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -88,9 +141,19 @@ LISTING_PAGE_SIZE = 5000
 
 def listing_digest(entries: Iterable[tuple[str, int, str]]) -> str:
     """Hash of (path, size, etag) of every file in path order: any change of a file changes it."""
+    return _digest_in_order(sorted(entries))
+
+
+def _digest_in_order(entries: Iterable[tuple[str, int, str]]) -> str:
+    """``listing_digest`` of entries already in path order.
+
+    A line per file, formatted by ``%`` in C and hashed 4,096 lines at a time: half the time of
+    a format and a hash update per file, in bounded memory, and the same value.
+    """
     digest = hashlib.sha256()
-    for path, size, etag in sorted(entries):
-        digest.update(f"{path}\t{size}\t{etag}\n".encode())
+    lines = map("%s\t%s\t%s\n".__mod__, entries)
+    while chunk := "".join(itertools.islice(lines, 4096)):
+        digest.update(chunk.encode())
     return digest.hexdigest()
 
 
@@ -315,6 +378,10 @@ class FileDatastore(CatalogDatastore, dg.ConfigurableResource):
     def list_files(self, pattern: str) -> list[FileInfo]:
         """Files whose relative path matches the glob ``pattern``, sorted by path."""
         raise NotImplementedError
+
+    def list_columns(self, pattern: str) -> FileColumns:
+        """``list_files`` as columns; stores that can list without a ``FileInfo`` override it."""
+        return FileColumns.of(self.list_files(pattern))
 
     def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
         """The fingerprint of the files matching ``pattern`` and how many there are.

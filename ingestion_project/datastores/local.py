@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
 
@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ingestion_project.datastores.base import (
     DatastoreError,
+    FileColumns,
     FileDatastore,
     FileInfo,
     UnsafePathError,
@@ -23,28 +24,21 @@ from ingestion_project.datastores.base import (
     glob_regex,
     listing_digest,
     normalize_relative_path,
+    utc_from_microseconds,
     validate_glob,
 )
 
 
-def _walk(directory: str, relative: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Files under ``directory`` with their store-relative paths; hidden names are skipped.
-
-    scandir entries carry the file type from the directory listing, so only matched files cost
-    a stat call; symlinked folders are not followed (they could lead outside the store).
-    """
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path, f"{relative}{entry.name}/")
-            elif entry.is_file():
-                yield f"{relative}{entry.name}", entry
-
-
 def _etag(stat: os.stat_result) -> str:
-    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    return _etags([stat.st_mtime_ns], [stat.st_size])[0]
+
+
+def _etags(mtimes_ns: list[int], sizes: list[int]) -> list[str]:
+    """Each file's ETag: its modification time (ns) and size in hex.
+
+    Formatted by ``%`` in C, a third of the time of an f-string's ``:x`` a file.
+    """
+    return list(map("%x-%x".__mod__, zip(mtimes_ns, sizes, strict=True)))
 
 
 class LocalDatastore(FileDatastore):
@@ -104,41 +98,75 @@ class LocalDatastore(FileDatastore):
         return FileInfo(
             path=relative,
             size=stat.st_size,
-            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            modified=utc_from_microseconds(stat.st_mtime_ns // 1000),
             etag=_etag(stat),
         )
 
     def list_files(self, pattern: str) -> list[FileInfo]:
-        found = [
-            FileInfo(relative, size, datetime.fromtimestamp(mtime, tz=UTC), etag)
-            for relative, size, mtime, etag in self._matches(pattern)
-        ]
-        return sorted(found, key=lambda info: info.path)
+        return self.list_columns(pattern).infos()
+
+    def list_columns(self, pattern: str) -> FileColumns:
+        """The matching files as columns, from one stat per file and no object per file."""
+        rows = self._matches(pattern)
+        rows.sort(key=itemgetter(0))
+        sizes, mtimes = [row[1] for row in rows], [row[2] for row in rows]
+        return FileColumns(
+            [row[0] for row in rows],
+            sizes,
+            [mtime_ns // 1000 for mtime_ns in mtimes],
+            _etags(mtimes, sizes),
+        )
 
     def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
         """As ``list_files`` + ``listing_digest``, without a FileInfo and datetime per file."""
-        entries = [(relative, size, etag) for relative, size, _, etag in self._matches(pattern)]
+        rows = self._matches(pattern)
+        sizes = [row[1] for row in rows]
+        etags = _etags([row[2] for row in rows], sizes)
+        entries = list(zip([row[0] for row in rows], sizes, etags, strict=True))
         return (listing_digest(entries) if entries else None), len(entries)
 
-    def _matches(self, pattern: str) -> Iterator[tuple[str, int, float, str]]:
-        """Store-relative paths matching ``pattern``, with size, modification time and ETag."""
+    def _matches(self, pattern: str) -> list[tuple[str, int, int]]:
+        """Store-relative paths matching ``pattern``, with size and modification time in ns.
+
+        The ETag is ``_etag`` of the same stat. Hidden names are skipped. scandir entries carry
+        the file type from the directory listing, so only matched files cost a stat call;
+        symlinked folders are not followed (they could lead outside the store). One loop over
+        a stack of folders, not nested generators: at 10,000 files they cost a fifth as much
+        as the stat calls.
+        """
         clean = validate_glob(pattern, store=self.name)
         root = Path(self.root)
         if not root.is_dir():
-            return  # a fresh store has no root yet; writes create it
+            return []  # a fresh store has no root yet; writes create it
         prefix = glob_prefix(clean)
         start = self._resolve(prefix) if prefix else root.resolve()
         if not start.is_dir():
-            return
+            return []
         root_resolved = root.resolve()
-        regex = glob_regex(clean)
-        for relative, entry in _walk(str(start), f"{prefix}/" if prefix else ""):
-            if regex.fullmatch(relative) is None:
-                continue
-            if entry.is_symlink() and root_resolved not in Path(entry.path).resolve().parents:
-                continue  # a symlink out of the store; open_read would refuse it anyway
-            stat = entry.stat()
-            yield relative, stat.st_size, stat.st_mtime, _etag(stat)
+        matches = glob_regex(clean).fullmatch
+        found: list[tuple[str, int, int]] = []
+        folders = [(str(start), f"{prefix}/" if prefix else "")]
+        while folders:
+            folder, relative = folders.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, f"{relative}{name}/"))
+                        continue
+                    path = relative + name
+                    if not entry.is_file() or matches(path) is None:
+                        continue
+                    if (
+                        entry.is_symlink()
+                        and root_resolved not in Path(entry.path).resolve().parents
+                    ):
+                        continue  # a symlink out of the store; open_read would refuse it anyway
+                    stat = entry.stat()
+                    found.append((path, stat.st_size, stat.st_mtime_ns))
+        return found
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:

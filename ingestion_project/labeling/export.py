@@ -31,6 +31,7 @@ from ingestion_project.records import (
     DatasetLineage,
     DatasetVersionRecord,
     LoadOptions,
+    Manifest,
     ManifestEntry,
     ReadOptions,
 )
@@ -300,7 +301,7 @@ def register_labels(
             format="parquet",
             read_options=ReadOptions(),
             load_options=LoadOptions(),
-            manifest=[ManifestEntry.of(table_file)],
+            manifest=Manifest.of([table_file]),
             attachments={COCO: ManifestEntry.of(coco_file)},
             bytes=table_file.size + coco_file.size,
             snapshot_prefix=folder,

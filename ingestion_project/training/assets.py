@@ -200,14 +200,14 @@ def rows_of_last_versions(
     if older_number < 1:
         return record
     older = registry.get(record.dataset, older_number)
-    originals = record.source_manifest or record.manifest
-    before = {(entry.path, entry.etag) for entry in (older.source_manifest or older.manifest)}
-    keep = [
-        index for index, entry in enumerate(originals) if (entry.path, entry.etag) not in before
-    ]
-    update: dict[str, object] = {"manifest": [record.manifest[index] for index in keep]}
+    originals = (record.source_manifest or record.manifest).columns
+    earlier = (older.source_manifest or older.manifest).columns
+    before = set(zip(earlier.paths, earlier.etags, strict=True))
+    pairs = zip(originals.paths, originals.etags, strict=True)
+    keep = [index for index, pair in enumerate(pairs) if pair not in before]
+    update: dict[str, object] = {"manifest": record.manifest.subset(keep)}
     if record.source_manifest is not None:
-        update["source_manifest"] = [record.source_manifest[index] for index in keep]
+        update["source_manifest"] = record.source_manifest.subset(keep)
     return record.model_copy(update=update)
 
 

@@ -284,7 +284,9 @@ def _registered_version(
     if latest is None:
         return None
     if listing.startswith(SET_FINGERPRINT_PREFIX):
-        files = latest.source_manifest or latest.manifest
-        pinned = set_fingerprint(set_digest((e.path, e.size, e.etag) for e in files))
+        files = (latest.source_manifest or latest.manifest).columns
+        pinned = set_fingerprint(
+            set_digest(zip(files.paths, files.sizes, files.etags, strict=True))
+        )
         return latest.version if files and pinned == listing else None
     return latest.version if latest.listing_fingerprint == listing else None

@@ -37,6 +37,7 @@ from ingestion_project.datasets.versions import (
     register_file_dataset,
 )
 from ingestion_project.datastores.base import DatastoreError, FileDatastore, UnsafePathError
+from ingestion_project.records import Manifest
 from ingestion_project_tests.catalogs import materialize, project_definitions, write_project
 from ingestion_project_tests.servers import require_tcp_server
 
@@ -286,7 +287,7 @@ def test_download_refuses_pinned_paths_that_leave_the_target(
     pinned = record.manifest[0]
     for escape in ("../../escape.csv", "/tmp/escape.csv"):
         manifest = [pinned, pinned.model_copy(update={"path": escape})]
-        altered = record.model_copy(update={"manifest": manifest})
+        altered = record.model_copy(update={"manifest": Manifest.of(manifest)})
         tampered = DatasetVersion(workspace, "rides", altered)
 
         with pytest.raises(UnsafePathError, match=f"pinned path '{escape}' is not a safe"):

@@ -1,14 +1,16 @@
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ingestion_project.datastores.base import (
+    FileColumns,
     FileInfo,
     UnsafePathError,
     glob_matches,
     glob_prefix,
+    listing_digest,
     validate_glob,
 )
 from ingestion_project.datastores.local import LocalDatastore
@@ -108,6 +110,26 @@ def test_the_fast_listing_fingerprint_is_that_of_the_listing(
     assert store.listing_fingerprint("data/**/*.csv") == (listing_fingerprint(files), 3)
 
 
+def test_the_listing_as_columns_is_the_listing_and_hashes_as_it_does(
+    store: LocalDatastore, root: Path
+) -> None:
+    """Registration lists a dataset as columns; they must be the listing, file for file."""
+    # Names whose order as (path, size, etag) rows and as paths alone could differ if sorted
+    # wrongly: a folder and a file of the same stem, and a name with a hidden part.
+    for name in ("data/b/2.csv", "data/a/1.csv", "data/a.csv", "data/a-1.csv", "data/.x.csv"):
+        put(root, name, name.encode() * len(name))
+
+    columns = store.list_columns("data/**/*.csv")
+    files = store.list_files("data/**/*.csv")
+
+    assert columns == FileColumns.of(files)
+    assert columns.paths == ["data/a-1.csv", "data/a.csv", "data/a/1.csv", "data/b/2.csv"]
+    assert columns.infos() == files
+    assert columns.digest() == listing_digest((f.path, f.size, f.etag) for f in files)
+    assert store.listing_fingerprint("data/**/*.csv") == (columns.digest(), 4)
+    assert len(store.list_columns("nothing/*.csv")) == 0
+
+
 def test_every_listed_file_is_what_stat_reports_for_it(store: LocalDatastore, root: Path) -> None:
     for name in ("data/b/2.csv", "data/a/1.csv", "data/a/10.csv", "data/c.csv"):
         put(root, name, name.encode() * 3)
@@ -126,7 +148,12 @@ def test_file_info_reports_size_modified_and_etag(store: LocalDatastore, root: P
     assert info.path == "data/a.csv"
     assert info.size == 5
     assert info.modified.tzinfo is not None
-    assert info.modified == datetime.fromtimestamp(target.stat().st_mtime, tz=UTC)
+    # The modification time to the microsecond, truncated from the nanoseconds (not rounded
+    # from a float): a manifest stores it as whole microseconds.
+    nanoseconds = target.stat().st_mtime_ns
+    assert info.modified == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=nanoseconds // 1000
+    )
     assert info.etag
     assert store.stat("data/a.csv") == info
     assert FileInfo.from_dict(info.to_dict()) == info

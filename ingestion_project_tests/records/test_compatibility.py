@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +85,39 @@ def workspace(home: Path) -> Workspace:
     return Workspace.load(write_project(home / "project", {"catalog": CATALOG}), home=home)
 
 
+def as_columns(entries: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A schema-1 manifest (a list of entries) in the schema-2 shape, worked out by hand."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return {
+        "etag": [entry["etag"] for entry in entries],
+        "modified_us": [
+            (datetime.fromisoformat(entry["modified"]) - epoch) // timedelta(microseconds=1)
+            for entry in entries
+        ],
+        "path": [entry["path"] for entry in entries],
+        "size": [entry["size"] for entry in entries],
+    }
+
+
 @pytest.mark.parametrize("path", DATASET_FILES + MODEL_FILES, ids=lambda path: path.stem)
-def test_every_record_of_the_release_loads_and_writes_back_as_it_was(path: Path) -> None:
-    """Same JSON shape, so schema version 1: writing a loaded record adds only its version."""
+def test_every_record_of_the_release_loads_and_writes_back_in_the_current_shape(
+    path: Path,
+) -> None:
+    """Written back, a record gains its schema version (2) and its manifests become columns."""
     model = DatasetVersionRecord if "datasets" in path.parts else ModelVersionRecord
     stored = json.loads(path.read_bytes())
 
     record = read_record(model, path.read_bytes(), str(path))
 
     assert "schema_version" not in stored
-    assert record.schema_version == SCHEMA_VERSION == 1
-    assert json.loads(record_json(record)) == {**stored, "schema_version": 1}
+    assert record.schema_version == SCHEMA_VERSION == 2
+    expected = {**stored, "schema_version": 2}
+    for key in ("manifest", "source_manifest"):
+        if key in stored:
+            expected[key] = as_columns(stored[key])
+    assert json.loads(record_json(record)) == expected
+    if "manifest" in stored:
+        assert [entry.model_dump(mode="json") for entry in record.manifest] == stored["manifest"]
 
 
 def test_a_csv_dataset_version_loads_with_its_values(store: LocalDatastore) -> None:
@@ -299,7 +321,7 @@ def test_versions_registered_now_continue_the_release_numbers_with_a_schema_vers
 
     assert new.version == 3
     folder = home / "datastores" / "workspace_default" / "_registry" / "datasets" / "trips"
-    assert json.loads((folder / "v000003.json").read_bytes())["schema_version"] == 1
+    assert json.loads((folder / "v000003.json").read_bytes())["schema_version"] == 2
     assert registry.get("trips", 3) == new
 
 
@@ -313,7 +335,7 @@ def shape(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("name", ["trips", "trips_snapshot", "photos"])
-def test_file_datasets_registered_now_have_the_shape_the_release_wrote(
+def test_file_datasets_registered_now_have_the_release_shape_with_manifests_as_columns(
     name: str, tmp_path: Path
 ) -> None:
     landing = LocalDatastore(name="workspace_default", root=str(tmp_path))
@@ -336,5 +358,36 @@ def test_file_datasets_registered_now_have_the_shape_the_release_wrote(
     written = tmp_path / "_registry" / "datasets" / name / "v000001.json"
     release = REGISTRY / "datasets" / name / "v000001.json"
     now = json.loads(written.read_bytes())
-    assert now.pop("schema_version") == 1
-    assert shape(now) == shape(json.loads(release.read_bytes()))
+    then = json.loads(release.read_bytes())
+    assert now.pop("schema_version") == 2
+    for key in ("manifest", "source_manifest"):
+        if key in then:
+            then[key] = as_columns(then[key])
+    assert shape(now) == shape(then)
+
+
+@pytest.mark.parametrize("name", ["trips", "trips_snapshot", "photos"])
+def test_the_release_files_unchanged_register_no_new_version(
+    name: str, store: LocalDatastore
+) -> None:
+    """The listing fingerprint is taken as the release took it: an upgrade re-registers nothing."""
+    spec = DatasetSpec(**CATALOG["datasets"][name])
+    registry = dataset_registry(store, "_registry")
+    latest = registry.latest(name, include_failed=True)
+    assert latest is not None
+    if name == "trips_snapshot":  # the snapshot was taken before the third day arrived
+        store.delete("trips/2024-05-03.csv")
+
+    result = register_file_dataset(
+        name,
+        spec,
+        store,
+        registry,
+        run_id="run",
+        code_version="code",
+        snapshot_store_name="workspace_default" if spec.mode == "snapshot" else None,
+    )
+
+    assert not result.created
+    assert result.record.version == latest.version
+    assert registry.version_numbers(name)[-1] == latest.version
