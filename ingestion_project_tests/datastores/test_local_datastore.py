@@ -11,6 +11,8 @@ from ingestion_project.datastores.base import (
     glob_matches,
     glob_prefix,
     listing_digest,
+    microseconds_since_epoch,
+    utc_from_microseconds,
     validate_glob,
 )
 from ingestion_project.datastores.local import LocalDatastore
@@ -128,6 +130,22 @@ def test_the_listing_as_columns_is_the_listing_and_hashes_as_it_does(
     assert columns.digest() == listing_digest((f.path, f.size, f.etag) for f in files)
     assert store.listing_fingerprint("data/**/*.csv") == (columns.digest(), 4)
     assert len(store.list_columns("nothing/*.csv")) == 0
+
+
+@pytest.mark.parametrize(
+    "microseconds",
+    [0, 1, 1_796_615_442_111_205, 1_796_615_442_999_999, 2**52 - 1, 2**52 + 7, -1],
+)
+def test_a_listing_time_in_microseconds_is_turned_into_exactly_that_time(
+    microseconds: int,
+) -> None:
+    """The float shortcut below 2**52 µs must give what adding a timedelta gives."""
+    exact = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=microseconds)
+
+    moment = utc_from_microseconds(microseconds)
+
+    assert (moment, moment.utcoffset()) == (exact, timedelta(0))
+    assert microseconds_since_epoch(moment) == microseconds
 
 
 def test_every_listed_file_is_what_stat_reports_for_it(store: LocalDatastore, root: Path) -> None:
