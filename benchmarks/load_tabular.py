@@ -244,7 +244,8 @@ class Report:
         )
         if self.registration_again is not None:
             print(
-                f"  Registering it again into an empty registry, best of {self.repeats}: "
+                f"  Registering it again into an empty registry, taking turns with the loads "
+                f"below, best of {self.repeats}: "
                 f"{self.registration_again:.3f} s = {self.registration_again / ours.wall:.2f}x "
                 f"ours: load_version below (goal: at most 1.5x)."
             )
@@ -280,6 +281,9 @@ def frame_difference(
     return f"{label} differs in dtypes ({'; '.join(differing)})." if differing else None
 
 
+REGISTER_AGAIN = "ours: register a new version"
+
+
 def register(
     dataset: Dataset, store: FileDatastore, registry: DatasetRegistry
 ) -> tuple[DatasetVersionRecord, float]:
@@ -313,10 +317,23 @@ def bench_local(
             registration,
             repeats,
         )
+        fresh = (str(root / f"registry-again-{fmt}-{n}") for n in range(1_000_000))
+
+        def register_again(
+            dataset: Dataset = dataset, fresh: Iterator[str] = fresh
+        ) -> pd.DataFrame:
+            again = dataset_registry(LocalDatastore(name="again", root=next(fresh)), "r")
+            registration = register_file_dataset(
+                dataset.name, spec_for(dataset), store, again, run_id=None, code_version="bench"
+            )
+            assert registration.created and registration.frame is not None
+            return registration.frame
+
         contenders = {
             "ours: load_version": lambda record=record, spec=spec: load_version(
                 record, store, spec
             ),
+            REGISTER_AGAIN: register_again,
             f"ours, with {OTHER_POOL[fmt]}": lambda record=record, spec=spec: load_with_other_pool(
                 record, store, spec
             ),
@@ -326,12 +343,10 @@ def bench_local(
             f"pandas read_{fmt} per file + concat": lambda dataset=dataset: pandas_local(dataset),
         }
         measure(report, contenders, dataset.rows)
-        report.registration_again = min(
-            register(
-                dataset, store, dataset_registry(LocalDatastore(name="again", root=again), "r")
-            )[1]
-            for again in (str(root / f"registry-again-{fmt}-{n}") for n in range(repeats))
-        )
+        again = next(row for row in report.rows if row.label == REGISTER_AGAIN)
+        report.rows.remove(again)
+        assert again.timing is not None
+        report.registration_again = again.timing.wall
         report.rows.append(mltable_row(dataset, report, mltable_python, mltable_skip_reason))
         report.notes.append(fresh_process_note(dataset, root))
         report.notes.append(peak_rss_note(dataset, root))
