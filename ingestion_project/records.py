@@ -31,7 +31,6 @@ from pydantic_core import core_schema
 from ingestion_project.datastores.base import (
     FileColumns,
     FileInfo,
-    microseconds_since_epoch,
     utc_from_microseconds,
 )
 
@@ -130,15 +129,7 @@ class Manifest(Sequence[ManifestEntry]):
     @classmethod
     def of(cls, files: Iterable[FileInfo | ManifestEntry]) -> Manifest:
         """The manifest of ``files``, in their order."""
-        listed = list(files)
-        return cls(
-            FileColumns(
-                [info.path for info in listed],
-                [info.size for info in listed],
-                [microseconds_since_epoch(info.modified) for info in listed],
-                [info.etag for info in listed],
-            )
-        )
+        return cls(FileColumns.of(files))
 
     @classmethod
     def validate(cls, value: object) -> Manifest:
@@ -205,15 +196,7 @@ class Manifest(Sequence[ManifestEntry]):
 
     def subset(self, indices: Iterable[int]) -> Manifest:
         """The files at ``indices``, in that order."""
-        columns, chosen = self.columns, list(indices)
-        return Manifest(
-            FileColumns(
-                [columns.paths[index] for index in chosen],
-                [columns.sizes[index] for index in chosen],
-                [columns.modified_us[index] for index in chosen],
-                [columns.etags[index] for index in chosen],
-            )
-        )
+        return Manifest(self.columns.take(indices))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Manifest):

@@ -178,7 +178,7 @@ def register_file_dataset(
     if partitions is not None:
         _check_partitions(name, spec.datastore, partitions, listed.paths)
     if window is not None:
-        listed = FileColumns.of(files_in_window(listed.infos(), partitions, window))
+        listed = _in_window(listed, partitions, window)
         if not listed:
             raise DatasetError(
                 f"dataset '{name}': no files of '{spec.path}' in datastore '{spec.datastore}' "
@@ -324,16 +324,20 @@ def _require_unchanged(
 ) -> None:
     files = store.list_columns(spec.path or "")
     if settings.window is not None:
-        window = settings.window
-        files = FileColumns.of(
-            files_in_window(files.infos(), partition_format(name, settings), window)
-        )
+        files = _in_window(files, partition_format(name, settings), settings.window)
     if files.digest() != listing:
         raise DatasetError(
             f"dataset '{name}': files under '{spec.path}' in datastore '{spec.datastore}' "
             f"changed while they were being {action}. Nothing was registered; run the "
             "materialization again."
         )
+
+
+def _in_window(
+    listed: FileColumns, partitions: PartitionFormat | None, window: WindowBounds
+) -> FileColumns:
+    """The listed files dated in ``window`` (``files_in_window``), still as columns."""
+    return FileColumns.of(files_in_window(listed.infos(), partitions, window))
 
 
 def partition_format(name: str, settings: ReadSettings) -> PartitionFormat | None:

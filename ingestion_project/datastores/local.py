@@ -22,7 +22,6 @@ from ingestion_project.datastores.base import (
     UnsafePathError,
     glob_prefix,
     glob_regex,
-    listing_digest,
     normalize_relative_path,
     utc_from_microseconds,
     validate_glob,
@@ -119,11 +118,8 @@ class LocalDatastore(FileDatastore):
 
     def listing_fingerprint(self, pattern: str) -> tuple[str | None, int]:
         """As ``list_files`` + ``listing_digest``, without a FileInfo and datetime per file."""
-        rows = self._matches(pattern)
-        sizes = [row[1] for row in rows]
-        etags = _etags([row[2] for row in rows], sizes)
-        entries = list(zip([row[0] for row in rows], sizes, etags, strict=True))
-        return (listing_digest(entries) if entries else None), len(entries)
+        columns = self.list_columns(pattern)
+        return (columns.digest() if columns else None), len(columns)
 
     def _matches(self, pattern: str) -> list[tuple[str, int, int]]:
         """Store-relative paths matching ``pattern``, with size and modification time in ns.
