@@ -118,42 +118,34 @@ class Measured:
     """The best bare listing of the rounds this row took turns with, if it took turns."""
 
 
-BASELINE_TIMES: list[float] = []
-
-
-def rounds_best() -> float:
-    """The best bare listing of the last REPEATS rounds: the ones the last call took turns with."""
-    return min(BASELINE_TIMES[-REPEATS:])
-
-
 def best_of(
     call: Callable[[], object],
     repeats: int = REPEATS,
     baseline: Callable[[], object] | None = None,
-) -> tuple[float, int, int]:
-    """Best seconds of ``repeats`` calls, and the most bytes/opens any single call counted.
+) -> tuple[float, int, int, float | None]:
+    """Best seconds of ``repeats`` calls, the most bytes/opens any single call counted, and
+    the best ``baseline`` (None without one).
 
-    With ``baseline``, it runs before each call and its times join BASELINE_TIMES: on a busy
-    machine, other work then hits both alike. The call's ratio is to the best of those rounds.
+    With ``baseline``, it runs before each call: on a busy machine, other work then hits both
+    alike, and the call's ratio is to the best baseline of the same rounds.
     """
-    times, most_bytes, most_opens = [], 0, 0
+    times, most_bytes, most_opens, baselines = [], 0, 0, []
     for _ in range(repeats):
         if baseline is not None:
             started = time.perf_counter()
             baseline()
-            BASELINE_TIMES.append(time.perf_counter() - started)
+            baselines.append(time.perf_counter() - started)
         READ.clear()
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
         most_bytes, most_opens = max(most_bytes, READ["bytes"]), max(most_opens, READ["opens"])
-    return min(times), most_bytes, most_opens
+    return min(times), most_bytes, most_opens, min(baselines, default=None)
 
 
 def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[Any]], files: int):
     """Register the files as kind: file (new, then unchanged) and once as kind: tabular."""
     assert len(baseline()) == files
-    BASELINE_TIMES.clear()
     rows: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as registry_root:
         fresh = iter(range(1_000_000))
@@ -171,10 +163,8 @@ def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[An
             )
             assert result.created and len(result.record.manifest) == files
 
-        seconds, data_bytes, opens = best_of(register_new, baseline=baseline)
-        rows.append(
-            Measured(f"kind: {kind}, new version", seconds, data_bytes, opens, note, rounds_best())
-        )
+        seconds, data_bytes, opens, base = best_of(register_new, baseline=baseline)
+        rows.append(Measured(f"kind: {kind}, new version", seconds, data_bytes, opens, note, base))
 
         registry = new_registry()
         first = register_file_dataset(
@@ -187,20 +177,14 @@ def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[An
             )
             assert not result.created and result.record.version == first.record.version
 
-        seconds, data_bytes, opens = best_of(register_unchanged, baseline=baseline)
+        seconds, data_bytes, opens, base = best_of(register_unchanged, baseline=baseline)
         rows.append(
-            Measured(
-                f"kind: {kind}, unchanged (no version)",
-                seconds,
-                data_bytes,
-                opens,
-                baseline=rounds_best(),
-            )
+            Measured(f"kind: {kind}, unchanged (no version)", seconds, data_bytes, opens, "", base)
         )
 
         if kind == "file":
             tabular = DatasetSpec(datastore="bench", path=PATTERN, format="csv")
-            seconds, data_bytes, opens = best_of(
+            seconds, data_bytes, opens, _ = best_of(
                 lambda: register_file_dataset(
                     "many", tabular, store, new_registry(), run_id=None, code_version="bench"
                 ),
@@ -215,7 +199,8 @@ def bench_store(label: str, store: FileDatastore, baseline: Callable[[], list[An
                     "for contrast: reads every file",
                 )
             )
-    report(label, files, min(BASELINE_TIMES), rows, kind)
+    bests = [row.baseline for row in rows if row.baseline is not None]
+    report(label, files, min(bests), rows, kind)
 
 
 def file_dataset_spec() -> tuple[DatasetSpec, str]:
