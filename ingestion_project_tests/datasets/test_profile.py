@@ -112,3 +112,83 @@ def test_narrow_integers_and_columns_with_few_values_are_counted_exactly() -> No
         assert profile[column]["distinct"] == frame[column].nunique(), column
     assert (profile["small"]["min"], profile["small"]["max"]) == (-3, 3)
     assert profile["few_floats"]["nulls"] == int(frame["few_floats"].isna().sum())
+
+
+def test_narrow_integers_that_span_their_whole_type_are_counted_exactly() -> None:
+    """int16 from -30,000 to 30,000: the offsets overflow 16 bits, so they are taken in 64."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "int16": rng.integers(-30_000, 30_001, 200_000).astype(np.int16),
+            "uint8": rng.integers(0, 256, 200_000).astype(np.uint8),
+            "top_of_uint64": np.uint64(2**64 - 1)
+            - rng.integers(0, 5_000, 200_000).astype(np.uint64),
+        }
+    )
+
+    profile = by_column(frame)
+
+    for column in frame.columns:
+        assert profile[column]["distinct"] == frame[column].nunique(), column
+    assert (profile["int16"]["min"], profile["int16"]["max"]) == (
+        int(frame["int16"].min()),
+        int(frame["int16"].max()),
+    )
+
+
+def test_times_report_their_extremes_as_pandas_prints_them() -> None:
+    frame = pd.DataFrame(
+        {
+            "ms": pd.Series(
+                pd.to_datetime(["2024-01-01 00:00:00.123", None, "2023-05-01 00:00:00.000"])
+            ).astype("datetime64[ms]"),
+            "waits": pd.to_timedelta(["1 days 00:00:01", "2 s", None]),
+        }
+    )
+
+    profile = by_column(frame)
+
+    for column in frame.columns:
+        row = profile[column]
+        assert (row["min"], row["max"]) == (str(frame[column].min()), str(frame[column].max()))
+        assert (row["nulls"], row["distinct"]) == (1, 2)
+
+
+@pytest.mark.parametrize("distinct", [9_000, 60_000, 400_000])
+def test_counts_past_the_bitmap_fall_back_to_the_smallest_hashes(
+    monkeypatch: pytest.MonkeyPatch, distinct: int
+) -> None:
+    """A bitmap too full to count from (here shrunk to 1,024 flags) hands over to the sketch."""
+    from ingestion_project.datasets import profile
+
+    monkeypatch.setattr(profile, "_FLAG_BITS", 10)
+    rng = np.random.default_rng(distinct)
+    values = rng.permutation(np.repeat(np.arange(distinct) * 0.25, 3))
+    frame = pd.DataFrame({"quarters": values, "ids": (values * 4).astype(np.int64) * 4_096})
+
+    counted = by_column(frame)
+
+    for column in frame.columns:
+        assert counted[column]["distinct"] == pytest.approx(distinct, rel=0.02), column
+
+
+def test_nulls_are_found_however_the_sums_come_out() -> None:
+    """Infinities of both signs sum to NaN without being null; NaT is found however it sorts."""
+    frame = pd.DataFrame(
+        {
+            "infinities": [np.inf, -np.inf, 1.0, 1.0],
+            "with_nan": [np.inf, np.nan, 2.0, 4.0],
+            "times": pd.to_datetime(["2024-01-02", None, "2024-01-01", None]),
+            "no_nat": pd.to_datetime(["2024-01-02", "2024-01-02", "2024-01-01", "1677-09-22"]),
+        }
+    )
+
+    profile = by_column(frame)
+
+    for column in frame.columns:
+        row = profile[column]
+        assert row["nulls"] == int(frame[column].isna().sum()), column
+        assert row["distinct"] == frame[column].nunique(), column
+    assert (profile["infinities"]["min"], profile["infinities"]["mean"]) == (-np.inf, None)
+    assert (profile["with_nan"]["max"], profile["with_nan"]["mean"]) == (np.inf, np.inf)
+    assert profile["no_nat"]["min"] == str(frame["no_nat"].min())
