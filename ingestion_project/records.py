@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import core_schema
+from pydantic_core import core_schema, to_json
 
 from ingestion_project.datastores.base import (
     FileColumns,
@@ -632,10 +632,11 @@ def indented_json(data: object) -> str:
     parts = []
     for key, value in sorted(data.items()):
         if type(value) is _StoredColumns:
-            text = _columns_json(value)
+            text = _columns_json(value)  # indented already: its lines are long
         else:
             text = _table_json(value) or json.dumps(value, indent=2, sort_keys=True, default=str)
-        parts.append(f"{encode_basestring_ascii(key)}: " + text.replace("\n", "\n  "))
+            text = text.replace("\n", "\n  ")
+        parts.append(f"{encode_basestring_ascii(key)}: {text}")
     return "{\n  " + ",\n  ".join(parts) + "\n}"
 
 
@@ -670,16 +671,35 @@ def _table_json(rows: object) -> str | None:
 
 
 def _columns_json(columns: _StoredColumns) -> str:
-    """A manifest's columns, one a line, each through the C encoder at once.
+    """A manifest's columns, one a line, each through a C encoder at once.
 
     ``json.dumps`` with an indent writes each of a 10,000-file manifest's 40,000 values on its
-    own line, in pure Python.
+    own line, in pure Python. The text is indented for its place in a record.
     """
     lines = [
-        f"{encode_basestring_ascii(key)}: {json.dumps(values)}"
+        f"{encode_basestring_ascii(key)}: {_column_json(values)}"
         for key, values in sorted(columns.items())
     ]
-    return "{\n  " + ",\n  ".join(lines) + "\n}"
+    return "{\n    " + ",\n    ".join(lines) + "\n  }"
+
+
+def _column_json(values: list[Any]) -> str:
+    """``json.dumps(values)``, the same text, in about half the time for a manifest's columns.
+
+    A column of whole numbers (ints, not bools) goes through pydantic-core's encoder, whose
+    text for them differs from json's only in the separator; text that needs no escaping
+    (printable ASCII, no quote or backslash) is joined as it is.
+    """
+    if values and type(values[0]) is str:
+        try:
+            joined = "".join(values)
+        except TypeError:
+            joined = '"'
+        if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+            return '["' + '", "'.join(values) + '"]'
+    elif set(map(type, values)) == {int}:
+        return to_json(values).decode().replace(",", ", ")
+    return json.dumps(values)
 
 
 def _without_absent(model: RecordModel, data: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ingestion_project.datastores.base import (
     FileDatastore,
     FileInfo,
     UnsafePathError,
+    glob_name_suffix,
     glob_prefix,
     glob_regex,
     normalize_relative_path,
@@ -140,6 +141,7 @@ class LocalDatastore(FileDatastore):
             return []
         root_resolved = root.resolve()
         matches = glob_regex(clean).fullmatch
+        suffix = glob_name_suffix(clean)  # None: the regex decides
         found: list[tuple[str, int, int]] = []
         folders = [(str(start), f"{prefix}/" if prefix else "")]
         while folders:
@@ -153,7 +155,12 @@ class LocalDatastore(FileDatastore):
                         folders.append((entry.path, f"{relative}{name}/"))
                         continue
                     path = relative + name
-                    if not entry.is_file() or matches(path) is None:
+                    if suffix is None:
+                        if matches(path) is None:
+                            continue
+                    elif not name.endswith(suffix):
+                        continue
+                    if not entry.is_file():
                         continue
                     if (
                         entry.is_symlink()

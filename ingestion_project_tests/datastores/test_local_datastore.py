@@ -9,6 +9,7 @@ from ingestion_project.datastores.base import (
     FileInfo,
     UnsafePathError,
     glob_matches,
+    glob_name_suffix,
     glob_prefix,
     listing_digest,
     microseconds_since_epoch,
@@ -444,3 +445,46 @@ def test_glob_matches(pattern: str, path: str, matches: bool) -> None:
 )
 def test_glob_prefix(pattern: str, prefix: str) -> None:
     assert glob_prefix(pattern) == prefix
+
+
+NAMED_PATHS = [
+    "a.csv",
+    "a.csv.gz",
+    "data/a.csv",
+    "data/.csv",
+    "data/x/y/b.CSV",
+    "data/x/y/b.csv",
+    "data/x.csv/y.txt",
+    "data2/a.csv",
+    "data/2024/a.csv",
+    "datax/a.csv",
+]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "suffix"),
+    [
+        ("data/**/*.csv", ".csv"),
+        ("**/*.csv", ".csv"),
+        ("data/**", ""),
+        ("**", ""),
+        ("data/2024/**/*", ""),
+        ("data/**/*.c[sv]v", None),
+        ("data/**/a*.csv", None),
+        ("data/*/**/*.csv", None),
+        ("data/**/x/*.csv", None),
+        ("data/*.csv", None),
+        ("data/a.csv", None),
+    ],
+)
+def test_glob_name_suffix_decides_as_the_pattern_does_under_its_prefix(
+    pattern: str, suffix: str | None
+) -> None:
+    assert glob_name_suffix(pattern) == suffix
+    if suffix is None:
+        return
+    prefix = glob_prefix(pattern)
+    under = [path for path in NAMED_PATHS if not prefix or path.startswith(f"{prefix}/")]
+    assert under
+    for path in under:
+        assert path.rsplit("/", 1)[-1].endswith(suffix) is glob_matches(pattern, path), path
