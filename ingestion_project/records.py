@@ -632,7 +632,7 @@ def indented_json(data: object) -> str:
     parts = []
     for key, value in sorted(data.items()):
         if type(value) is _StoredColumns:
-            text = _columns_json(value)  # indented already: its lines are long
+            text = _columns_json(value)  # indented already: no copy of its long lines
         else:
             text = _table_json(value) or json.dumps(value, indent=2, sort_keys=True, default=str)
             text = text.replace("\n", "\n  ")
@@ -690,14 +690,12 @@ def _column_json(values: list[Any]) -> str:
     text for them differs from json's only in the separator; text that needs no escaping
     (printable ASCII, no quote or backslash) is joined as it is.
     """
-    if values and type(values[0]) is str:
-        try:
-            joined = "".join(values)
-        except TypeError:
-            joined = '"'
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        joined = "".join(values)
         if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
             return '["' + '", "'.join(values) + '"]'
-    elif set(map(type, values)) == {int}:
+    elif kinds == {int}:
         return to_json(values).decode().replace(",", ", ")
     return json.dumps(values)
 

@@ -347,7 +347,8 @@ def glob_name_suffix(pattern: str) -> str | None:
     """For ``prefix/**/*S`` or ``prefix/**`` (prefix and S literal): S, or "" for any name.
 
     Every file under ``glob_prefix(pattern)`` then matches exactly when its name ends with it,
-    a test a fifth the cost of the pattern's regex; None for any other pattern.
+    a test a third the cost of the pattern's regex (0.06 µs against 0.18); None for any
+    other pattern.
     """
     *fixed, last = pattern.split("/")
     if last == "**":

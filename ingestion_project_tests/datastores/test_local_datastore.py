@@ -129,6 +129,8 @@ def test_the_listing_as_columns_is_the_listing_and_hashes_as_it_does(
     assert columns.paths == ["data/a-1.csv", "data/a.csv", "data/a/1.csv", "data/b/2.csv"]
     assert columns.infos() == files
     assert columns.digest() == listing_digest((f.path, f.size, f.etag) for f in files)
+    # Columns out of path order (taken from a listing) are sorted before they are hashed.
+    assert columns.take([3, 0, 2, 1]).digest() == columns.digest()
     assert store.listing_fingerprint("data/**/*.csv") == (columns.digest(), 4)
     assert len(store.list_columns("nothing/*.csv")) == 0
 
