@@ -73,8 +73,15 @@ def demo_ui(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield DemoUI(url, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: Path) -> Iterator[Browser]:
+    """Chromium, closed when a worker leaves this package's tests.
+
+    Playwright's sync API keeps an asyncio loop running in the thread while it is open: had it
+    lived for the session, a test file the same xdist worker ran afterwards failed at
+    ``asyncio.run()`` ("cannot be called from a running event loop"), as Dagster's
+    automation-condition evaluation does in triggers/test_code_change.py.
+    """
     # Pages query the instance as they load; on two busy cores that can take more than 5 s.
     expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
