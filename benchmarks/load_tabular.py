@@ -154,6 +154,50 @@ class Dataset:
         return f"sales_{self.file_format}"
 
 
+@dataclass
+class Shaped(Dataset):
+    """The same rows in another shape: one file, or Parquet written by pandas."""
+
+    shape: str = ""
+
+    @property
+    def glob(self) -> str:
+        return f"data/{self.name}/*.{self.file_format}"
+
+    @property
+    def name(self) -> str:
+        return f"sales_{self.file_format}_{self.shape}"
+
+
+def other_shapes(dataset: Dataset, root: Path) -> list[Shaped]:
+    """The dataset's rows as one file, and (Parquet) as files pandas wrote with its metadata."""
+    shapes = [Shaped(dataset.file_format, [], dataset.rows, "one_file")]
+    if dataset.file_format == "parquet":
+        shapes.append(Shaped(dataset.file_format, [], dataset.rows, "pandas_written"))
+    for shaped in shapes:
+        folder = root / "data" / shaped.name
+        folder.mkdir(parents=True, exist_ok=True)
+        if shaped.shape == "pandas_written":
+            for path in dataset.paths:
+                pq.read_table(path).to_pandas().to_parquet(folder / path.name)
+                shaped.paths.append(folder / path.name)
+            continue
+        target = folder / f"all.{dataset.file_format}"
+        if dataset.file_format == "parquet":
+            tables = [pq.read_table(path) for path in dataset.paths]
+            pq.write_table(pa.concat_tables(tables), target)
+        else:  # CSV and JSON lines: the files' lines one after another, one header kept
+            with target.open("wb") as out:
+                for index, path in enumerate(dataset.paths):
+                    with path.open("rb") as lines:
+                        if dataset.file_format == "csv" and index:
+                            lines.readline()
+                        while chunk := lines.read(1 << 24):
+                            out.write(chunk)
+        shaped.paths.append(target)
+    return shapes
+
+
 def generate(root: Path, size_mb: int) -> dict[str, Dataset]:
     """The same rows as Parquet (at least ``size_mb`` MB in FILES or more files) and as CSV."""
     rows_per_file = 200_000
@@ -350,6 +394,9 @@ def bench_local(
         report.rows.append(mltable_row(dataset, report, mltable_python, mltable_skip_reason))
         report.notes.append(fresh_process_note(dataset, root))
         report.notes.append(peak_rss_note(dataset, root))
+        for shaped in other_shapes(dataset, root):
+            register(shaped, store, registry)
+            report.notes.append(peak_rss_note(shaped, root, shaped.shape.replace("_", " ")))
         report.notes.append(stream_rss_note(dataset, root))
         report.print()
         if profile:
@@ -551,15 +598,16 @@ def fresh_process_note(dataset: Dataset, root: Path, attempts: int = 2) -> str:
     )
 
 
-def peak_rss_note(dataset: Dataset, root: Path) -> str:
+def peak_rss_note(dataset: Dataset, root: Path, shape: str = "") -> str:
     figures = {}
     for which in ("ours", "pyarrow"):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             figures[which] = pool.submit(_one_load, which, dataset, str(root)).result()
     (ours_before, ours_peak, size), (arrow_before, arrow_peak, _) = figures.values()
     grown = (ours_peak - ours_before) * 1024
+    shaped = f", the same rows {shape}" if shape else ""
     return (
-        f"Peak RSS of one load in a fresh process: ours {ours_peak / 1024:,.0f} MB "
+        f"Peak RSS of one load in a fresh process{shaped}: ours {ours_peak / 1024:,.0f} MB "
         f"(+{grown / MB:,.0f} MB over the process before loading, {grown / size:.2f}x the "
         f"{size / MB:,.0f} MB frame it built; goal at most 1.5x), "
         f"pyarrow {arrow_peak / 1024:,.0f} MB (+{(arrow_peak - arrow_before) / 1024:,.0f} MB)."

@@ -13,6 +13,7 @@ columns stored as dictionaries on purpose (pandas categoricals) keep their own t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,23 @@ def read_parquet(source: IO[bytes] | Any) -> pa.Table:
         parquet = pq.ParquetFile(source, read_dictionary=stored, metadata=parquet.metadata)
     table = parquet.read()
     return _marked(table, stored)
+
+
+def read_parquet_row_groups(source: IO[bytes] | Any) -> Iterator[pa.Table]:
+    """A Parquet file's tables one row group at a time, marked as :func:`read_parquet` does.
+
+    A file without row groups gives its empty table.
+    """
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    stored = _dictionary_stored_text(parquet)
+    if stored:
+        parquet = pq.ParquetFile(source, read_dictionary=stored, metadata=parquet.metadata)
+    if parquet.num_row_groups == 0:
+        yield _marked(parquet.read(), stored)
+    for group in range(parquet.num_row_groups):
+        yield _marked(parquet.read_row_group(group), stored)
 
 
 def _dictionary_stored_text(parquet: Any) -> list[str]:
@@ -63,6 +81,25 @@ def _dictionary_stored_text(parquet: Any) -> list[str]:
         if all(metadata.row_group(group).column(index).has_dictionary_page for group in row_groups):
             names.append(name)
     return names
+
+
+def marked_text(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns of text marked as text read as a dictionary.
+
+    For a parser that dictionary-encodes text on its own (pyarrow's CSV reader, asked to).
+    """
+    import pyarrow as pa
+
+    names = [
+        field.name
+        for field in table.schema
+        if pa.types.is_dictionary(field.type)
+        and (
+            pa.types.is_string(field.type.value_type)
+            or pa.types.is_large_string(field.type.value_type)
+        )
+    ]
+    return _marked(table, names)
 
 
 def _marked(table: pa.Table, names: list[str]) -> pa.Table:
@@ -122,8 +159,12 @@ def same_text_form(tables: list[pa.Table]) -> list[pa.Table]:
     return result
 
 
-def text_objects(column: pa.ChunkedArray) -> np.ndarray:
-    """A marked column as pandas holds text: one ``str`` per distinct value, ``None`` if null."""
+def text_objects(column: pa.ChunkedArray, shared: dict[str, str] | None = None) -> np.ndarray:
+    """Dictionary text as pandas holds text: one ``str`` per distinct value, ``None`` if null.
+
+    ``shared`` holds the strings made for earlier parts of the same column (other files), so
+    that a value repeated across files is one object, as in a column converted whole.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -132,7 +173,10 @@ def text_objects(column: pa.ChunkedArray) -> np.ndarray:
     column = column.unify_dictionaries()
     dictionary = column.chunk(0).dictionary.to_numpy(zero_copy_only=False)
     values = np.empty(len(dictionary) + 1, dtype=object)
-    values[:-1] = dictionary
+    if shared is None:
+        values[:-1] = dictionary
+    else:
+        values[:-1] = [shared.setdefault(text, text) for text in dictionary]
     values[-1] = None
     indices = pa.chunked_array([chunk.indices for chunk in column.chunks])
     codes = pc.fill_null(indices, -1).to_numpy()

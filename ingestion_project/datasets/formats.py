@@ -18,6 +18,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,9 @@ import pandas as pd
 from ingestion_project.datasets.dictionary_text import (
     decoded,
     is_marked,
+    marked_text,
     read_parquet,
+    read_parquet_row_groups,
     same_text_form,
     text_objects,
 )
@@ -75,6 +78,10 @@ _STRADDLING = "straddling object straddles two block boundaries"
 _NO_COLUMNS = "Empty CSV file or block: cannot infer number of columns"
 # Non-seekable Parquet streams (blob, HTTP) are spooled to disk past this size to find the footer.
 SPOOL_MEMORY_BYTES = 64 << 20
+CSV_PIECE_BYTES = 32 << 20
+"""A UTF-8 CSV file converted straight into a frame is parsed this much at a time, cut at a
+line's end: its text, table and the parser's working memory are then held for one piece, not
+the whole file (a 570 MB file peaked at 3.3x its frame when parsed whole)."""
 JSON_STREAM_BLOCK_BYTES = 1 << 20
 """JSON lines are streamed in blocks this large: larger ones raised the peak (4 MiB: +306 MB
 for 320 MB of JSON, 1 MiB: +182 MB, read whole: +401 MB) and were no faster."""
@@ -167,6 +174,7 @@ def read_arrow_table(
     encoding: str = "utf-8",
     header: bool = True,
     text_columns: frozenset[str] = frozenset(),
+    kept: bool = True,
 ) -> pa.Table | pd.DataFrame:
     """Parse one CSV, Parquet or JSON lines file into Arrow, typed as its pandas frame will be.
 
@@ -176,7 +184,9 @@ def read_arrow_table(
     per file copied again by ``pd.concat``. Dates and times become nanoseconds; a Parquet
     file's stored pandas index is left out, as ``pd.concat`` with ``ignore_index`` leaves it
     out. Columns with no value keep Arrow's null type, so joining them with another file's
-    values takes that file's type.
+    values takes that file's type. ``kept``: the table is held while other files are read, so a
+    CSV file's columns are joined in one piece (:func:`_compacted`); a table converted at once
+    is not.
     """
     import pyarrow as pa
 
@@ -189,7 +199,8 @@ def read_arrow_table(
             if isinstance(table, pd.DataFrame):
                 return _with_columns(table, path)
         else:
-            table = _compacted(_read_csv(stream, separator, encoding, header, text_columns))
+            table = _read_csv(stream, separator, encoding, header, text_columns)
+            table = _compacted(table) if kept else table
     # The parser's working memory goes back to the system, not kept for the next file.
     pa.default_memory_pool().release_unused()
     if table.num_columns == 0:
@@ -197,6 +208,241 @@ def read_arrow_table(
             f"'{path}' has no columns (is it empty?). Fix the file or remove it from the dataset."
         )
     return table
+
+
+def iter_arrow_tables(
+    stream: IO[bytes],
+    *,
+    file_format: str,
+    path: str,
+    separator: str = ",",
+    encoding: str = "utf-8",
+    header: bool = True,
+    text_columns: frozenset[str] = frozenset(),
+) -> Iterator[pa.Table | pd.DataFrame]:
+    """A file parsed as :func:`read_arrow_table` parses it, in pieces to convert one at a time.
+
+    A Parquet file comes a row group at a time, so a large file is never held whole in Arrow
+    beside its frame; other formats come whole.
+    """
+    if file_format == "csv" and codecs.lookup(encoding).name == "utf-8":
+        with _malformed(path, file_format, encoding):
+            yield from _csv_pieces(stream, path, separator, header, text_columns)
+        return
+    if file_format == "jsonl" and codecs.lookup(encoding).name == "utf-8":
+        with _malformed(path, file_format, encoding):
+            yield from _jsonl_pieces(stream)
+        return
+    if file_format != "parquet":
+        yield read_arrow_table(
+            stream,
+            file_format=file_format,
+            path=path,
+            separator=separator,
+            encoding=encoding,
+            header=header,
+            text_columns=text_columns,
+            kept=False,
+        )
+        return
+    import pyarrow as pa
+
+    with _malformed(path, file_format, encoding), _parquet_source(stream) as source:
+        for table in read_parquet_row_groups(source):
+            if table.num_columns == 0:
+                raise MalformedFileError(
+                    f"'{path}' has no columns (is it empty?). Fix the file or remove it from the "
+                    "dataset."
+                )
+            held = [table]
+            del table  # nothing here holds the piece while the caller converts and drops it
+            yield _without_pandas_index(held.pop())
+            pa.default_memory_pool().release_unused()
+
+
+class PiecesDisagree(Exception):
+    """A later piece of a file does not parse as its first did: read the file whole instead."""
+
+
+def _csv_pieces(
+    stream: IO[bytes], path: str, separator: str, header: bool, text_columns: frozenset[str]
+) -> Iterator[pa.Table]:
+    """A UTF-8 CSV file as tables of about ``CSV_PIECE_BYTES`` of its text each.
+
+    Each piece is parsed by pyarrow's threaded reader. Later pieces take the column names and
+    types of the ones before, as one read of the whole file would; a piece that does not parse
+    with them raises PiecesDisagree (the whole file's read then types or refuses it). pyarrow
+    itself cuts a file into blocks at line ends, not minding quotes, so the cuts are its own.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse_options = _csv_parse_options(separator)
+    types: dict[str, pa.DataType] = dict.fromkeys(_arrow_names(text_columns, header), pa.string())
+    names: list[str] | None = None
+    offset, first = 0, True
+    for piece in _line_pieces(stream):
+        if not len(piece) and not first:
+            return
+        # Text of few values comes as a dictionary, as Parquet stores it (see dictionary_text):
+        # cheaper to parse, and one string object per value for pandas.
+        convert_options = pacsv.ConvertOptions(
+            null_values=NA_VALUES,
+            strings_can_be_null=True,
+            column_types=types,
+            auto_dict_encode=True,
+        )
+
+        def parse(
+            block: int, piece: pa.Buffer = piece, options: Any = convert_options, names: Any = names
+        ) -> Any:
+            read_options = _csv_read_options("utf-8", header, block)
+            if names is not None:
+                read_options.column_names = names
+            return pacsv.read_csv(
+                pa.BufferReader(piece),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=options,
+            )
+
+        size = len(piece)
+        try:
+            table = _parse_in_blocks(parse, lambda size=size: size, size)
+        except pa.ArrowInvalid as error:
+            if first:
+                raise
+            raise PiecesDisagree(str(error)) from None
+        if any(
+            pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+            for kind in table.schema.types
+        ):
+            _require_utf8_piece(piece, offset)
+        if first and table.num_columns == 0:
+            raise MalformedFileError(
+                f"'{path}' has no columns (is it empty?). Fix the file or remove it from the "
+                "dataset."
+            )
+        offset += len(piece)
+        del piece
+        if header and names is None:
+            names = table.column_names
+        for name, kind in zip(table.column_names, table.schema.types, strict=True):
+            if not pa.types.is_null(kind):
+                types.setdefault(name, kind)
+        held = [table]
+        del table  # nothing here holds the piece while the caller converts and drops it
+        yield marked_text(_csv_table(held.pop(), header))
+        first = False
+
+
+def _jsonl_pieces(stream: IO[bytes]) -> Iterator[pa.Table]:
+    """A UTF-8 JSON lines file as tables of about ``CSV_PIECE_BYTES`` each.
+
+    Typed by its first block, as :func:`_read_jsonl` types it; PiecesDisagree where that read
+    would do more (a later block that disagrees, text that is not UTF-8, a file without rows).
+    """
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    options = pajson.ReadOptions(block_size=JSON_STREAM_BLOCK_BYTES)
+    batches: list[pa.RecordBatch] = []
+    held = given = 0
+    try:
+        reader = pajson.open_json(stream, read_options=options)
+        schema = reader.schema
+        for batch in reader:
+            batches.append(batch)
+            held += batch.nbytes
+            if held >= CSV_PIECE_BYTES:
+                yield _json_piece(batches, schema)
+                held, given = 0, given + 1
+    except pa.ArrowInvalid as error:
+        raise PiecesDisagree(str(error)) from None
+    if batches:
+        yield _json_piece(batches, schema)
+    elif not given:
+        raise PiecesDisagree("no rows")
+
+
+def _json_piece(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """The batches as one table (the list emptied), checked to be UTF-8 as _read_jsonl checks."""
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(batches, schema=schema)
+    batches.clear()
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid as error:
+        raise PiecesDisagree(str(error)) from None
+    return _nanosecond_times(table)
+
+
+def _line_pieces(stream: IO[bytes]) -> Iterator[pa.Buffer]:
+    """The stream in pieces of about ``CSV_PIECE_BYTES``, each ending at a line's end.
+
+    The next piece is read on another thread while the caller parses one, as pyarrow reads
+    ahead of its own parser; each is read into its own buffer, with the line cut from the one
+    before copied in front, so no piece is copied again. A file without line ends is one piece.
+    """
+    import pyarrow as pa
+
+    def read(rest: bytes) -> tuple[pa.Buffer, int]:
+        # From Arrow's pool, which hands the last piece's memory to the next one.
+        data = pa.allocate_buffer(len(rest) + CSV_PIECE_BYTES)
+        view = memoryview(data).cast("B")
+        view[: len(rest)] = rest
+        size = len(rest)
+        while size < len(view):
+            count = stream.readinto(view[size:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            size += count
+        return data, size
+
+    if not hasattr(stream, "readinto"):
+        yield pa.py_buffer(stream.read())
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="csv-read") as reader:
+        ahead = reader.submit(read, b"")
+        while True:
+            data, size = ahead.result()
+            full = size == data.size
+            end = _after_last_line(data, size) if full else size
+            if full and end == 0:  # a line longer than the piece: read on to its end
+                ahead = reader.submit(read, data[:size].to_pybytes())
+                continue
+            if full:
+                ahead = reader.submit(read, data[end:size].to_pybytes())
+            piece = data[:end]
+            del data
+            yield piece
+            del piece
+            if not full:
+                return
+
+
+def _after_last_line(data: pa.Buffer, size: int) -> int:
+    """Where the last line of ``data[:size]`` ends (0 if none does), looking back from the end."""
+    view = np.frombuffer(data, dtype=np.uint8, count=size)
+    stop, window = size, 1 << 16
+    while stop > 0:
+        start = max(0, stop - window)
+        ends = np.flatnonzero(view[start:stop] == ord("\n"))
+        if len(ends):
+            return start + int(ends[-1]) + 1
+        stop, window = start, window * 4
+    return 0
+
+
+def _require_utf8_piece(piece: pa.Buffer, offset: int) -> None:
+    """Raise UnicodeDecodeError, at its byte in the file, if a piece is not UTF-8 text."""
+    try:
+        piece.to_pybytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnicodeDecodeError(
+            "utf-8", error.object, error.start + offset, error.end + offset, error.reason
+        ) from None
 
 
 def _compacted(table: pa.Table) -> pa.Table:
@@ -286,13 +532,13 @@ def joined_frame(
         if dictionary_text:
             columns[name] = pd.Series(text_objects(column), copy=False)
         else:
-            columns[name] = column.to_pandas(deduplicate_objects=_repeats_text(column))
+            columns[name] = column.to_pandas(deduplicate_objects=shares_repeated_text(column))
         del column
         pool.release_unused()
     return pd.DataFrame(columns, copy=False)
 
 
-def _repeats_text(column: pa.ChunkedArray) -> bool:
+def shares_repeated_text(column: pa.ChunkedArray) -> bool:
     """Whether pandas should share one Python string among equal values of this column.
 
     Sharing saves the memory of repeated text (8 countries in 6.45 M rows: 1 MB, not 96), but

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,15 +23,18 @@ from ingestion_project.datasets.fingerprint import version_fingerprint
 from ingestion_project.datasets.formats import (
     TEXT_TYPES,
     MalformedFileError,
+    PiecesDisagree,
     ReadSettings,
     apply_column_types,
     arrow_frame,
+    iter_arrow_tables,
     iter_table_batches,
     joined_frame,
     read_arrow_table,
     read_json_with_pandas,
     read_memory,
 )
+from ingestion_project.datasets.frame_assembly import AssemblyAbandoned, FrameAssembly
 from ingestion_project.datasets.partitions import PartitionFormat, PartitionFormatError
 from ingestion_project.datasets.profile import (
     arrow_text_columns,
@@ -391,8 +394,9 @@ def _read_frame(
     files: list[FileInfo],
     logical: list[str],
     where: str,
+    rows: int | None = None,
 ) -> pd.DataFrame:
-    return _read(name, settings, store, files, logical, where).frame
+    return _read(name, settings, store, files, logical, where, rows=rows).frame
 
 
 @dataclass(frozen=True)
@@ -412,15 +416,21 @@ def _read(
     where: str,
     *,
     profile: bool = False,
+    rows: int | None = None,
 ) -> FrameRead:
     """Read the files as one frame: parsed into Arrow, joined, and turned into pandas once.
 
     Files whose columns pandas could join but Arrow cannot (a number in one file, text in
     another) are turned into pandas one by one and joined by pandas, as before. With
-    ``profile``, the Arrow form of the text columns is kept for the profile to count.
+    ``profile``, the Arrow form of the text columns is kept for the profile to count. With
+    ``rows``, the number of rows the files hold, each file is converted into the frame as it
+    is read (:mod:`frame_assembly`); if a later file cannot be, all are read again and joined.
     """
     with read_memory(settings.file_format):
-        return _read_with(name, settings, store, files, logical, where, profile=profile)
+        try:
+            return _read_with(name, settings, store, files, logical, where, profile, rows)
+        except (AssemblyAbandoned, PiecesDisagree):
+            return _read_with(name, settings, store, files, logical, where, profile, None)
 
 
 def _read_with(
@@ -430,8 +440,8 @@ def _read_with(
     files: list[FileInfo],
     logical: list[str],
     where: str,
-    *,
     profile: bool,
+    rows: int | None,
 ) -> FrameRead:
     partitions = partition_format(name, settings)
     added = {*(partitions.columns if partitions else []), settings.path_column} - {None}
@@ -442,28 +452,36 @@ def _read_with(
     )
     parts: list[pa.Table | pd.DataFrame] = []
     path_values: list[dict[str, Any]] = []
+    names: list[list[Any]] = []
+    counts: list[int] = []
+    assembly = None
+    if rows is not None and not profile and settings.window is None:
+        assembly = FrameAssembly(rows, file_format=settings.file_format)
     for info, path in zip(files, logical, strict=True):
+        count, columns = 0, []
         try:
             with store.open_read(info.path) as stream:
-                if settings.file_format == "jsonl" and not settings.arrow_json:
-                    part = read_json_with_pandas(stream, path=path, encoding=settings.encoding)
-                else:
-                    part = read_arrow_table(
-                        stream,
-                        file_format=settings.file_format,
-                        path=path,
-                        separator=settings.separator,
-                        encoding=settings.encoding,
-                        header=settings.header,
-                        text_columns=text_columns,
-                    )
-            columns = _column_names(part)
+                pieces = assembly is not None
+                for part in _parts(stream, path, settings, text_columns, pieces=pieces):
+                    if not count:
+                        columns = _column_names(part)
+                    count += len(part)
+                    read = [part]
+                    del part
+                    if assembly is not None:
+                        try:
+                            assembly.take(read)
+                        except AssemblyAbandoned:
+                            if assembly.filled:
+                                raise  # rows already in the frame: read every file again
+                            assembly = None
+                    parts.extend(read)
             path_values.append(_path_values(columns, path, partitions, settings.path_column))
         except MalformedFileError as error:
             raise MalformedFileError(f"dataset '{name}', {where}: {error}") from None
-        parts.append(part)
-    _check_same_columns(name, logical, [_column_names(part) for part in parts])
-    counts = [len(part) for part in parts]
+        names.append(columns)
+        counts.append(count)
+    _check_same_columns(name, logical, names)
     arrow_text: dict[str, pa.ChunkedArray] = {}
 
     def keep_text(joined: pa.Table) -> None:
@@ -476,7 +494,9 @@ def _read_with(
             arrow_text = {column: found[column] for column in found if column not in converted}
 
     frame = None
-    if all(not isinstance(part, pd.DataFrame) for part in parts):
+    if assembly is not None:
+        frame = assembly.frame()
+    elif all(not isinstance(part, pd.DataFrame) for part in parts):
         frame = joined_frame(parts, file_format=settings.file_format, inspect=keep_text)
     if frame is None:
         frames = [
@@ -508,6 +528,33 @@ def _read_with(
                 )
         frame = frame.sort_values(settings.timestamp_column, kind="stable", ignore_index=True)
     return FrameRead(frame, arrow_text)
+
+
+def _parts(
+    stream: IO[bytes],
+    path: str,
+    settings: ReadSettings,
+    text_columns: frozenset[str],
+    *,
+    pieces: bool,
+) -> Iterable[pa.Table | pd.DataFrame]:
+    """A file's rows as Arrow tables, or as a frame where pandas reads it.
+
+    With ``pieces``, in pieces to be converted one at a time (:func:`iter_arrow_tables`).
+    """
+    if settings.file_format == "jsonl" and not settings.arrow_json:
+        return [read_json_with_pandas(stream, path=path, encoding=settings.encoding)]
+    options: dict[str, Any] = {
+        "file_format": settings.file_format,
+        "path": path,
+        "separator": settings.separator,
+        "encoding": settings.encoding,
+        "header": settings.header,
+        "text_columns": text_columns,
+    }
+    if pieces:
+        return iter_arrow_tables(stream, **options)
+    return [read_arrow_table(stream, **options)]
 
 
 def _column_names(part: pa.Table | pd.DataFrame) -> list[Any]:
@@ -765,6 +812,7 @@ def load_version(
         version_files(record),
         logical_paths(record),
         _record_where(record, store),
+        record.row_count,
     )
 
 
