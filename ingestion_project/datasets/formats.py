@@ -311,6 +311,7 @@ def _csv_pieces(
             table = _parse_in_blocks(parse, lambda size=size: size, size)
         except pa.ArrowInvalid as error:
             if first:
+                _require_utf8_piece(piece, offset)  # a byte that is not text, where it is
                 raise
             raise PiecesDisagree(str(error)) from None
         if any(

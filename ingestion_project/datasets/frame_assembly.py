@@ -63,9 +63,9 @@ class FrameAssembly:
         """Convert the one table in ``tables`` into the frame's next rows, emptying the list.
 
         The list holds the table so that each column's Arrow memory is given back as soon as it
-        is converted. AssemblyAbandoned leaves the table in the list and this file's rows
-        unwritten; rows of earlier files (``filled``) stay, so the caller must then read those
-        files again.
+        is converted. AssemblyAbandoned from the checks leaves the table in the list, to be read
+        the joined way with the tables after it if nothing was taken before (``filled`` is 0);
+        raised once the list is emptied, or with rows taken, every file must be read again.
         """
         (table,) = tables
         if not _is_arrow_table(table):

@@ -472,8 +472,8 @@ def _read_with(
                         try:
                             assembly.take(read)
                         except AssemblyAbandoned:
-                            if assembly.filled:
-                                raise  # rows already in the frame: read every file again
+                            if assembly.filled or not read:
+                                raise  # rows already taken: read every file again
                             assembly = None
                     parts.extend(read)
             path_values.append(_path_values(columns, path, partitions, settings.path_column))

@@ -276,3 +276,23 @@ def test_json_lines_are_assembled_in_pieces_and_a_block_that_disagrees_reads_the
     assert assembled == [100]  # not assembled: read whole, and by pandas
     assert_frame_equal(frame, joined(record.record, store))
     assert frame["amount"].tolist()[-1] == "a lot"
+
+
+def test_a_table_given_up_after_it_was_taken_is_read_again_not_lost(
+    store: LocalDatastore,
+    registry: DatasetRegistry,
+    landing: Path,
+    assembled: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write(landing, "in/a.csv", "id\n1\n2\n")
+    write(landing, "in/b.csv", "id\n3\n")
+    record = register(store, registry, "in/*.csv")
+
+    def refuse(*_: object) -> None:
+        raise frame_assembly.AssemblyAbandoned("a type it does not expect")
+
+    monkeypatch.setattr(frame_assembly.FrameAssembly, "_room_for", refuse)
+
+    assert load_version(record, store)["id"].tolist() == [1, 2, 3]
+    assert assembled == []
