@@ -222,8 +222,9 @@ def iter_arrow_tables(
 ) -> Iterator[pa.Table | pd.DataFrame]:
     """A file parsed as :func:`read_arrow_table` parses it, in pieces to convert one at a time.
 
-    A Parquet file comes a row group at a time, so a large file is never held whole in Arrow
-    beside its frame; other formats come whole.
+    A Parquet file comes a row group at a time, a UTF-8 CSV or JSON lines file about
+    ``CSV_PIECE_BYTES`` at a time, so a large file is never held whole in Arrow beside its
+    frame; a CSV or JSON lines file in another encoding comes whole.
     """
     if file_format == "csv" and codecs.lookup(encoding).name == "utf-8":
         with _malformed(path, file_format, encoding):
